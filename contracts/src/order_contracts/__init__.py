@@ -1,0 +1,1 @@
+"""The order platform's event contract: what travels on `order-events`, and how it is named."""

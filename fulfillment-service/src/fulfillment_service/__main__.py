@@ -1,0 +1,3 @@
+from fulfillment_service.main import run
+
+run()

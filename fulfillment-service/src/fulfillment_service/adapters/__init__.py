@@ -1,0 +1,1 @@
+"""Adapters: the carrier (through the sidecar), fulfillment records (Dapr state), event publishing (Dapr pub/sub)."""

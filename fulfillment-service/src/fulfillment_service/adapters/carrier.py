@@ -1,0 +1,77 @@
+"""The carrier, reached only through the sidecar's service invocation, so Dapr's resiliency policy applies
+(components/resiliency.yaml: per-attempt timeout, retries, circuit breaker)."""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import httpx
+from order_contracts.events import OrderCreated
+
+
+@dataclass(frozen=True)
+class Shipment:
+    shipment_id: str
+    carrier: str
+    tracking_number: str
+
+
+class CarrierRejectedError(Exception):
+    """The carrier refused the shipment for good (HTTP 422): retrying will not help."""
+
+
+class CarrierUnavailableError(Exception):
+    """The carrier could not be reached or failed (after Dapr's retries): worth trying again later."""
+
+
+class AbstractCarrier(ABC):
+    @abstractmethod
+    async def create_shipment(self, order: OrderCreated) -> Shipment: ...
+
+
+def shipment_idempotency_key(order_id: str) -> str:
+    """One key per order: no retry, redelivery or crash can create a second shipment."""
+    return f"order-{order_id}"
+
+
+class DaprInvokedCarrier(AbstractCarrier):
+    def __init__(self, http: httpx.AsyncClient, *, sidecar_url: str, endpoint: str) -> None:
+        self._http = http
+        self._shipments_url = f"{sidecar_url}/v1.0/invoke/{endpoint}/method/shipments"
+
+    async def create_shipment(self, order: OrderCreated) -> Shipment:
+        address = order.customer.shipping_address
+        request = {
+            "order_id": order.order_id,
+            "recipient": {
+                "name": order.customer.name,
+                "phone": order.customer.phone,
+                "address": address.model_dump(),
+            },
+            "items": [{"sku": item.sku, "quantity": item.quantity} for item in order.items],
+        }
+        try:
+            response = await self._http.post(
+                self._shipments_url,
+                json=request,
+                headers={"Idempotency-Key": shipment_idempotency_key(order.order_id)},
+            )
+        except httpx.TransportError as error:
+            raise CarrierUnavailableError(f"sidecar unreachable: {error!r}") from error
+        if response.status_code == httpx.codes.UNPROCESSABLE_ENTITY:
+            raise CarrierRejectedError(_reason(response))
+        if not response.is_success:
+            raise CarrierUnavailableError(f"HTTP {response.status_code}: {_reason(response)}")
+        body = response.json()
+        return Shipment(
+            shipment_id=body["shipment_id"], carrier=body["carrier"], tracking_number=body["tracking_number"]
+        )
+
+
+def _reason(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict):
+        return str(body.get("reason") or body.get("detail") or body.get("message") or body)[:200]
+    return str(body)[:200]

@@ -1,0 +1,3 @@
+from order_service.main import run
+
+run()

@@ -1,0 +1,53 @@
+"""Order events delivered by the sidecar: the subscription declaration and the endpoint that folds progress.
+
+Every subscription has a default route (Dapr dead-letters events that match no rule) and a dead-letter topic.
+"""
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Body
+from order_contracts.cloudevents import CloudEvent, UnknownEventTypeError, UnreadableEventError, read_event
+from order_contracts.dapr import DeliveryAnswer, DeliveryStatus, Routes, Subscription
+from order_contracts.names import DEAD_LETTER_TOPIC
+
+from order_service.api.deps import OrderHandlersDep
+from order_service.config import get_settings
+from order_service.domain import OrderNotFoundError
+
+logger = logging.getLogger(__name__)
+
+EVENTS_PATH = "/events/order-events"
+
+router = APIRouter(tags=["dapr"])
+
+
+@router.get("/dapr/subscribe", summary="Subscriptions, as Dapr reads them at start")
+async def subscriptions() -> list[Subscription]:
+    settings = get_settings()
+    return [
+        Subscription(
+            pubsubname=settings.pubsub,
+            topic=settings.topic,
+            routes=Routes(default=EVENTS_PATH),
+            dead_letter_topic=DEAD_LETTER_TOPIC,
+        )
+    ]
+
+
+@router.post(EVENTS_PATH, summary="Fold fulfillment progress into the order (called by the sidecar)")
+async def on_order_event(cloud_event: Annotated[CloudEvent, Body()], handlers: OrderHandlersDep) -> DeliveryAnswer:
+    try:
+        event = read_event(cloud_event)
+    except UnknownEventTypeError:
+        logger.info("ignoring event of another type", extra={"event_id": cloud_event.id, "type": cloud_event.type})
+        return DeliveryAnswer(status=DeliveryStatus.SUCCESS)
+    except UnreadableEventError as error:
+        logger.warning("dropping unreadable event", extra={"event_id": cloud_event.id, "reason": str(error)})
+        return DeliveryAnswer(status=DeliveryStatus.DROP)
+    try:
+        await handlers.fold_event(event, event_id=cloud_event.id)
+    except OrderNotFoundError:
+        logger.warning("dropping event for unknown order", extra={"event_id": cloud_event.id})
+        return DeliveryAnswer(status=DeliveryStatus.DROP)
+    return DeliveryAnswer(status=DeliveryStatus.SUCCESS)

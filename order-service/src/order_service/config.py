@@ -1,0 +1,23 @@
+"""Order service settings, from the environment (prefix ORDER_SERVICE_). The sidecar's own ports come from the
+DAPR_HTTP_PORT / DAPR_GRPC_PORT variables that `dapr run` sets, read by the Dapr SDK."""
+
+from functools import lru_cache
+
+from order_contracts.names import ORDER_EVENTS_TOPIC, PUBSUB_NAME
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ORDER_SERVICE_")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    app_id: str = "order-service"
+    state_store: str = "order-store"
+    pubsub: str = PUBSUB_NAME
+    topic: str = ORDER_EVENTS_TOPIC
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,154 @@
+"""The order: its lifecycle, the rules that fold fulfillment progress into it, and its domain errors.
+
+Pure: no FastAPI, no Dapr. Progress may arrive late, twice or out of order (Kafka delivers at least once), so
+folding is idempotent per event id and ordered by the rank of a status, not by arrival.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from order_contracts.events import (
+    Customer,
+    EventData,
+    FulfillmentFailed,
+    FulfillmentShipped,
+    FulfillmentStarted,
+    LineItem,
+)
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+_RANK = {
+    OrderStatus.PENDING: 0,
+    OrderStatus.PROCESSING: 1,
+    OrderStatus.SHIPPED: 2,
+    OrderStatus.DELIVERED: 3,
+    OrderStatus.FAILED: 3,
+    OrderStatus.CANCELLED: 3,
+}
+_FINAL = frozenset({OrderStatus.DELIVERED, OrderStatus.FAILED, OrderStatus.CANCELLED})
+
+
+class OrderNotFoundError(Exception):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id} does not exist")
+        self.order_id = order_id
+
+
+class StatusEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    status: OrderStatus
+    at: datetime
+
+
+class Fulfillment(BaseModel):
+    picked_up_at: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    carrier: str | None = None
+    tracking_number: str | None = None
+    shipment_id: str | None = None
+    shipped_at: datetime | None = None
+    delivered_at: datetime | None = None
+    failure_reason: str | None = None
+
+
+class Order(BaseModel):
+    id: str
+    status: OrderStatus
+    customer: Customer
+    items: list[LineItem]
+    currency: str
+    total: str
+    created_at: datetime
+    updated_at: datetime
+    fulfillment: Fulfillment | None = None
+    history: list[StatusEntry]
+    applied_event_ids: list[str] = Field(default_factory=list, description="Events already folded in (internal).")
+
+    @classmethod
+    def accept(
+        cls, *, order_id: str, customer: Customer, items: list[LineItem], currency: str, minor_units: int, at: datetime
+    ) -> "Order":
+        return cls(
+            id=order_id,
+            status=OrderStatus.PENDING,
+            customer=customer,
+            items=items,
+            currency=currency,
+            total=order_total(items, minor_units),
+            created_at=at,
+            updated_at=at,
+            history=[StatusEntry(status=OrderStatus.PENDING, at=at)],
+        )
+
+    def fold(self, event: EventData, *, event_id: str) -> bool:
+        """Fold one fulfillment event into the order; False when it changes nothing (seen before, or not ours)."""
+        if event_id in self.applied_event_ids:
+            return False
+        match event:
+            case FulfillmentStarted():
+                self._fulfillment().picked_up_at = event.picked_up_at
+                self._advance(OrderStatus.PROCESSING, at=event.picked_up_at)
+            case FulfillmentShipped():
+                details = self._fulfillment()
+                details.carrier = event.carrier
+                details.tracking_number = event.tracking_number
+                details.shipment_id = event.shipment_id
+                details.shipped_at = event.shipped_at
+                details.attempts = max(details.attempts, event.attempts)
+                self._advance(OrderStatus.SHIPPED, at=event.shipped_at)
+            case FulfillmentFailed():
+                details = self._fulfillment()
+                details.failure_reason = event.reason
+                details.attempts = max(details.attempts, event.attempts)
+                self._advance(OrderStatus.FAILED, at=event.failed_at)
+            case _:
+                return False
+        self.applied_event_ids.append(event_id)
+        return True
+
+    def _advance(self, status: OrderStatus, *, at: datetime) -> None:
+        """Record that the order reached `status` at `at`.
+
+        A status already in the history changes nothing; a final status is never left; a status of lower rank than
+        the current one (a late `processing` after `shipped`) joins the history in rank order without moving the
+        current status back.
+        """
+        self.updated_at = max(self.updated_at, at)
+        if any(entry.status == status for entry in self.history) or self.status.is_final:
+            return
+        self.history.append(StatusEntry(status=status, at=at))
+        self.history.sort(key=lambda entry: (entry.status.rank, entry.at))
+        if status.rank >= self.status.rank:
+            self.status = status
+
+    def _fulfillment(self) -> Fulfillment:
+        if self.fulfillment is None:
+            self.fulfillment = Fulfillment()
+        return self.fulfillment
+
+
+def order_total(items: list[LineItem], minor_units: int) -> str:
+    """The exact decimal sum of quantity x unit price, written with the currency's minor units."""
+    total = sum((Decimal(item.unit_price) * item.quantity for item in items), Decimal(0))
+    return f"{total:.{minor_units}f}"

@@ -1,0 +1,1 @@
+"""HTTP surface of the shipping mock: the carrier API, the admin API and the health check."""

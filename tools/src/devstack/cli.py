@@ -1,0 +1,70 @@
+"""`devstack up | down | install`: what `make up`, `make down` and `make install` run."""
+
+import argparse
+import signal
+import sys
+import time
+from datetime import datetime
+from types import FrameType
+
+from devstack.layout import APPS, Layout
+from devstack.processes import StartupError, stop_recorded
+from devstack.stack import Stack, install
+
+
+def progress(message: str) -> None:
+    print(f"[devstack {datetime.now():%H:%M:%S}] {message}", flush=True)
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def up(layout: Layout) -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `kill` stops the stack as cleanly as Ctrl-C does
+    started = time.monotonic()
+    install(layout, progress)
+    stack = Stack(layout, progress)
+    try:
+        stack.start()
+    except StartupError as error:
+        progress(f"start-up failed: {error}")
+        return 1
+    except KeyboardInterrupt:
+        progress("interrupted during start-up; stopped")
+        return 130
+    progress(f"stack ready in {time.monotonic() - started:.1f} s; logs in {layout.logs_dir}")
+    for app in APPS:
+        print(
+            f"  {app.app_id:<20} http://127.0.0.1:{app.app_port}   "
+            f"via Dapr: http://127.0.0.1:{app.dapr_http_port}/v1.0/invoke/{app.app_id}/method/"
+        )
+    print("  Order API docs       http://127.0.0.1:8000/docs")
+    print("Ctrl-C stops everything.", flush=True)
+
+    exit_code = 1
+    try:
+        while all(process.alive() for process in stack.processes):
+            time.sleep(0.5)
+        progress("a process of the stack exited; stopping the rest")
+    except KeyboardInterrupt:
+        progress("stopping")
+        exit_code = 0
+    finally:
+        stack.stop()
+        progress("stopped")
+    return exit_code
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="devstack", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "install"])
+    command = parser.parse_args().command
+    layout = Layout.discover()
+    if command == "install":
+        install(layout, progress)
+    elif command == "up":
+        sys.exit(up(layout))
+    else:
+        stopped = stop_recorded(layout.pids_dir)
+        progress(f"stopped: {', '.join(stopped) or 'nothing was running'}")

@@ -1,0 +1,93 @@
+"""Apache Kafka in KRaft mode (one combined broker + controller) on loopback, from the jars tools/install-kafka.sh
+collects. Ready when the broker answers an AdminClient call, never after a sleep."""
+
+import socket
+import subprocess
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from devstack.layout import KAFKA_PORT, LOOPBACK, Layout
+from devstack.processes import ManagedProcess, start, wait_until
+
+BOOTSTRAP_SERVERS = f"{LOOPBACK}:{KAFKA_PORT}"
+HEAP = ["-Xms256m", "-Xmx512m"]
+
+TOPICS = {"order-events": 6, "order-events-dlq": 6}
+"""Topics and partition counts. One order's events share a key (the order id), hence a partition and an order."""
+
+
+def admin_client() -> AdminClient:
+    # log_level 0: librdkafka would print every refused connection while the broker starts.
+    return AdminClient({"bootstrap.servers": BOOTSTRAP_SERVERS, "socket.timeout.ms": 2000, "log_level": 0})
+
+
+def broker_answers() -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if probe.connect_ex((LOOPBACK, KAFKA_PORT)) != 0:
+            return False
+    try:
+        admin_client().list_topics(timeout=1)
+    except Exception:
+        return False
+    return True
+
+
+def _java(layout: Layout, main_class: str, *args: str) -> list[str]:
+    log4j = layout.root / "tools" / "kafka" / "log4j2.yaml"
+    return ["java", *HEAP, "-cp", f"{layout.kafka_libs}/*", f"-Dlog4j2.configurationFile={log4j}", main_class, *args]
+
+
+def format_storage(layout: Layout) -> None:
+    """Format the log directory once (KRaft storage needs a cluster id and meta.properties before first start)."""
+    data_dir = layout.kafka_data_dir
+    if (data_dir / "meta.properties").is_file():
+        return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # StorageTool takes no --override: give it the server properties plus log.dirs in a file of its own.
+    format_properties = layout.run_dir / "kafka-format.properties"
+    server_properties = (layout.root / "tools" / "kafka" / "server.properties").read_text()
+    format_properties.write_text(f"{server_properties}\nlog.dirs={data_dir}\n")
+    cluster_id = subprocess.run(
+        _java(layout, "kafka.tools.StorageTool", "random-uuid"), check=True, capture_output=True, text=True
+    ).stdout.strip()
+    subprocess.run(
+        _java(
+            layout,
+            "kafka.tools.StorageTool",
+            "format",
+            "--ignore-formatted",
+            "-t",
+            cluster_id,
+            "-c",
+            str(format_properties),
+        ),
+        check=True,
+        capture_output=True,
+    )
+
+
+def start_broker(layout: Layout, timeout: float = 60.0) -> ManagedProcess:
+    format_storage(layout)
+    command = _java(
+        layout,
+        "kafka.Kafka",
+        str(layout.root / "tools" / "kafka" / "server.properties"),
+        "--override",
+        f"log.dirs={layout.kafka_data_dir}",
+    )
+    broker = start("kafka", command, log_dir=layout.logs_dir, pid_dir=layout.pids_dir, cwd=layout.root)
+    wait_until(broker_answers, what=f"Kafka at {BOOTSTRAP_SERVERS}", timeout=timeout, process=broker)
+    return broker
+
+
+def ensure_topics(topics: dict[str, int] = TOPICS) -> None:
+    admin = admin_client()
+    existing = set(admin.list_topics(timeout=5).topics)
+    missing = [NewTopic(name, num_partitions=count) for name, count in topics.items() if name not in existing]
+    for future in admin.create_topics(missing, operation_timeout=10).values() if missing else ():
+        future.result(timeout=15)
+
+
+def log_path(layout: Layout) -> Path:
+    return layout.logs_dir / "kafka.log"

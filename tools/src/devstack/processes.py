@@ -1,0 +1,125 @@
+"""Starting and stopping the stack's processes, by PID, with a PID file each so `devstack down` finds them."""
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """A process did not become ready; the message says which and where its log is."""
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    pid_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM the process group, wait, and SIGKILL what is left. Safe to call twice."""
+        if self.alive():
+            _signal_group(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                logger.warning("%s (pid %d) ignored SIGTERM for %.0f s: killing", self.name, self.pid, timeout)
+        # Children (daprd and the apps under `dapr run`) share the group: make sure none outlives its parent.
+        _signal_group(self.pid, signal.SIGKILL)
+        self.popen.wait()
+        self.pid_path.unlink(missing_ok=True)
+
+
+def start(
+    name: str,
+    command: Sequence[str],
+    *,
+    log_dir: Path,
+    pid_dir: Path,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+) -> ManagedProcess:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    pid_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("ab") as log_file:
+        popen = subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped as a whole, untouched by the caller's Ctrl-C
+        )
+    pid_path = pid_dir / f"{name}.pid"
+    pid_path.write_text(str(popen.pid))
+    return ManagedProcess(name, popen, log_path, pid_path)
+
+
+def stop_recorded(pid_dir: Path, timeout: float = 20.0) -> list[str]:
+    """Stop every process a PID file names (a stack left running), last started first; returns the names."""
+    stopped = []
+    for pid_path in sorted(pid_dir.glob("*.pid"), key=lambda path: path.stat().st_mtime, reverse=True):
+        pid = int(pid_path.read_text())
+        if _exists(pid):
+            _signal_group(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _exists(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            _signal_group(pid, signal.SIGKILL)
+            stopped.append(pid_path.stem)
+        pid_path.unlink()
+    return stopped
+
+
+def wait_until(
+    condition: Callable[[], bool], *, what: str, timeout: float, process: ManagedProcess | None = None
+) -> None:
+    """Poll `condition` until it holds; fail early if `process` exits, and with its log's tail on timeout."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and not process.alive():
+            raise StartupError(f"{process.name} exited while waiting for {what}:\n{tail(process.log_path)}")
+        if time.monotonic() > deadline:
+            log_hint = f"\n{tail(process.log_path)}" if process is not None else ""
+            raise StartupError(f"timed out after {timeout:.0f} s waiting for {what}{log_hint}")
+        time.sleep(0.1)
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        content = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return f"(no log at {path})"
+    return f"--- last lines of {path} ---\n" + "\n".join(content[-lines:])
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _signal_group(pid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)

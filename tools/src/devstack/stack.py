@@ -1,0 +1,105 @@
+"""The whole local stack, in start order: Kafka (+ topics), placement, scheduler, then `dapr run -f`."""
+
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from devstack import dapr, kafka
+from devstack.layout import (
+    APPS,
+    KAFKA_CONTROLLER_PORT,
+    KAFKA_PORT,
+    LOOPBACK,
+    PLACEMENT_HEALTHZ_PORT,
+    PLACEMENT_METRICS_PORT,
+    PLACEMENT_PORT,
+    SCHEDULER_ETCD_CLIENT_PORT,
+    SCHEDULER_ETCD_PEER_PORT,
+    SCHEDULER_HEALTHZ_PORT,
+    SCHEDULER_METRICS_PORT,
+    SCHEDULER_PORT,
+    Layout,
+)
+from devstack.processes import ManagedProcess, StartupError
+
+Progress = Callable[[str], None]
+
+
+def stack_ports() -> list[int]:
+    """Every fixed port the stack binds (listed in the README)."""
+    ports = [
+        KAFKA_PORT,
+        KAFKA_CONTROLLER_PORT,
+        PLACEMENT_PORT,
+        PLACEMENT_HEALTHZ_PORT,
+        PLACEMENT_METRICS_PORT,
+        SCHEDULER_PORT,
+        SCHEDULER_HEALTHZ_PORT,
+        SCHEDULER_METRICS_PORT,
+        SCHEDULER_ETCD_CLIENT_PORT,
+        SCHEDULER_ETCD_PEER_PORT,
+    ]
+    for app in APPS:
+        ports += [app.app_port, app.dapr_http_port, app.dapr_grpc_port, app.metrics_port]
+    return ports
+
+
+def ports_in_use(ports: list[int]) -> list[int]:
+    busy = []
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            if probe.connect_ex((LOOPBACK, port)) == 0:
+                busy.append(port)
+    return busy
+
+
+def install(layout: Layout, progress: Progress) -> None:
+    """Build or fetch what is missing (idempotent: a second run reuses the per-machine cache)."""
+    for script in ("install-dapr.sh", "install-kafka.sh"):
+        started = time.monotonic()
+        progress(f"running tools/{script}")
+        subprocess.run(["bash", str(layout.root / "tools" / script)], check=True)
+        progress(f"tools/{script} done in {time.monotonic() - started:.1f} s")
+
+
+@dataclass
+class Stack:
+    layout: Layout
+    progress: Progress = print
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    def start(self) -> None:
+        busy = ports_in_use(stack_ports())
+        if busy:
+            raise StartupError(f"ports already in use: {busy} (a stack left running? `make down` stops it)")
+        try:
+            self._step("Kafka (KRaft) on 127.0.0.1:9092", lambda: kafka.start_broker(self.layout))
+            self._timed("topics " + ", ".join(kafka.TOPICS), kafka.ensure_topics)
+            self._step("Dapr placement", lambda: dapr.start_placement(self.layout))
+            self._step("Dapr scheduler", lambda: dapr.start_scheduler(self.layout))
+            self._step("apps and sidecars (dapr run -f dapr.yaml)", lambda: dapr.start_apps(self.layout))
+        except BaseException:
+            self.stop()
+            raise
+
+    def process(self, name: str) -> ManagedProcess:
+        return next(process for process in self.processes if process.name == name)
+
+    def stop(self) -> None:
+        """Stop in reverse start order: apps first, so they never see their broker vanish."""
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+
+    def _step(self, what: str, starter: Callable[[], ManagedProcess]) -> None:
+        started = time.monotonic()
+        self.progress(f"starting {what}")
+        self.processes.append(starter())
+        self.progress(f"{what} ready in {time.monotonic() - started:.1f} s")
+
+    def _timed(self, what: str, action: Callable[[], None]) -> None:
+        started = time.monotonic()
+        action()
+        self.progress(f"{what} ready in {time.monotonic() - started:.1f} s")
