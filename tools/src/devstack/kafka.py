@@ -5,6 +5,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from devstack.layout import KAFKA_PORT, LOOPBACK, Layout
@@ -79,6 +80,40 @@ def start_broker(layout: Layout, timeout: float = 60.0) -> ManagedProcess:
     broker = start("kafka", command, log_dir=layout.logs_dir, pid_dir=layout.pids_dir, cwd=layout.root)
     wait_until(broker_answers, what=f"Kafka at {BOOTSTRAP_SERVERS}", timeout=timeout, process=broker)
     return broker
+
+
+def consumer_group_members(groups: tuple[str, ...]) -> dict[str, set[str]]:
+    """The member ids each consumer group has now (an unknown group has none)."""
+    admin = admin_client()  # held until the futures resolve: they never do once their client is collected
+    described = admin.describe_consumer_groups(list(groups), request_timeout=5)
+    return {
+        group: {member.member_id for member in future.result(timeout=10).members} for group, future in described.items()
+    }
+
+
+def groups_consuming(groups: tuple[str, ...], topic: str, *, stale_members: dict[str, set[str]]) -> bool:
+    """True when every group is stable, with all of `topic`'s partitions assigned to members that joined after
+    `stale_members` was taken: a sidecar's subscription is really receiving, not waiting out a rebalance."""
+    admin = admin_client()  # held until the futures resolve: they never do once their client is collected
+    partitions = len(admin.list_topics(topic, timeout=5).topics[topic].partitions)
+    described = admin.describe_consumer_groups(list(groups), request_timeout=5)
+    for group, future in described.items():
+        description = future.result(timeout=10)
+        members = {member.member_id for member in description.members}
+        assigned = sum(
+            1
+            for member in description.members
+            for assignment in member.assignment.topic_partitions
+            if assignment.topic == topic
+        )
+        if (
+            description.state != ConsumerGroupState.STABLE
+            or not members
+            or members & stale_members.get(group, set())
+            or assigned != partitions
+        ):
+            return False
+    return True
 
 
 def ensure_topics(topics: dict[str, int] = TOPICS) -> None:

@@ -32,15 +32,16 @@ class ManagedProcess:
         return self.popen.poll() is None
 
     def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM the process group, wait, and SIGKILL what is left. Safe to call twice."""
+        """SIGTERM the process group, wait for all of it to exit, and SIGKILL what is left. Safe to call twice.
+
+        The whole group, not only the leader: `dapr run` may exit before the daprd processes it started have
+        finished shutting down (and left their Kafka consumer groups), and those must not be killed mid-way.
+        """
         if self.alive():
             _signal_group(self.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                logger.warning("%s (pid %d) ignored SIGTERM for %.0f s: killing", self.name, self.pid, timeout)
-        # Children (daprd and the apps under `dapr run`) share the group: make sure none outlives its parent.
-        _signal_group(self.pid, signal.SIGKILL)
+        if not _wait_for_group_exit(self.pid, self.popen, timeout):
+            logger.warning("%s (pid %d) still running %.0f s after SIGTERM: killing", self.name, self.pid, timeout)
+            _signal_group(self.pid, signal.SIGKILL)
         self.popen.wait()
         self.pid_path.unlink(missing_ok=True)
 
@@ -77,10 +78,10 @@ def stop_recorded(pid_dir: Path, timeout: float = 20.0) -> list[str]:
     stopped = []
     for pid_path in sorted(pid_dir.glob("*.pid"), key=lambda path: path.stat().st_mtime, reverse=True):
         pid = int(pid_path.read_text())
-        if _exists(pid):
+        if _group_exists(pid):
             _signal_group(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while _exists(pid) and time.monotonic() < deadline:
+            while _group_exists(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
             _signal_group(pid, signal.SIGKILL)
             stopped.append(pid_path.stem)
@@ -110,13 +111,23 @@ def tail(path: Path, lines: int = 30) -> str:
     return f"--- last lines of {path} ---\n" + "\n".join(content[-lines:])
 
 
-def _exists(pid: int) -> bool:
+def _wait_for_group_exit(pgid: int, leader: subprocess.Popen[bytes], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        leader.poll()  # reap the leader, or it lingers as a zombie member of its group
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _group_exists(pgid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
     return True
 
 

@@ -5,6 +5,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from devstack import dapr, kafka
 from devstack.layout import (
@@ -22,9 +23,12 @@ from devstack.layout import (
     SCHEDULER_PORT,
     Layout,
 )
-from devstack.processes import ManagedProcess, StartupError
+from devstack.processes import ManagedProcess, StartupError, wait_until
 
 Progress = Callable[[str], None]
+
+SUBSCRIBER_GROUPS = ("order-service", "fulfillment-service")
+"""The Kafka consumer groups of the apps that subscribe to order-events (components/pubsub.yaml: group = app id)."""
 
 
 def stack_ports() -> list[int]:
@@ -79,7 +83,16 @@ class Stack:
             self._timed("topics " + ", ".join(kafka.TOPICS), kafka.ensure_topics)
             self._step("Dapr placement", lambda: dapr.start_placement(self.layout))
             self._step("Dapr scheduler", lambda: dapr.start_scheduler(self.layout))
+            stale_members = kafka.consumer_group_members(SUBSCRIBER_GROUPS)
             self._step("apps and sidecars (dapr run -f dapr.yaml)", lambda: dapr.start_apps(self.layout))
+            self._timed(
+                "subscriptions consuming (Kafka consumer groups stable)",
+                lambda: wait_until(
+                    partial(kafka.groups_consuming, SUBSCRIBER_GROUPS, "order-events", stale_members=stale_members),
+                    what="the sidecars' consumer groups to take every partition of order-events",
+                    timeout=90,
+                ),
+            )
         except BaseException:
             self.stop()
             raise

@@ -1,0 +1,47 @@
+# The two commands a newcomer needs: `make up` (run the system) and `make test` (run every test). Both install
+# what is missing first. `make help` lists the rest.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV := uv
+PYTEST := $(UV) run --frozen pytest
+TEST_DIRS := contracts/tests order-service/tests fulfillment-service/tests shipping-mock/tests tools/tests
+
+.PHONY: help install up down test lint test-unit test-stack contracts-deps format
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+install: ## Install everything: uv + Python deps, daprd/placement/scheduler/CLI (built from Go modules), Kafka jars
+	@bash tools/ensure-uv.sh
+	$(UV) sync --frozen
+	@bash tools/install-dapr.sh
+	@bash tools/install-kafka.sh
+	@$(MAKE) --no-print-directory contracts-deps
+
+contracts-deps: ## Install the AsyncAPI JSON Schema the contract tests validate against (npm, pinned)
+	@npm ci --silent --no-audit --no-fund --prefix contracts/asyncapi-schema
+
+up: install ## Start Kafka, Dapr placement + scheduler and the three apps with their sidecars; Ctrl-C stops all
+	$(UV) run --frozen devstack up
+
+down: ## Stop a stack left running (by the PIDs in .run/pids)
+	$(UV) run --frozen devstack down
+
+lint: ## ruff + mypy (strict)
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
+	@# Each test folder on its own: they have no __init__.py, so their conftest modules would collide.
+	@for dir in $(wildcard $(TEST_DIRS) tests); do $(UV) run --frozen mypy $$dir || exit 1; done
+
+test-unit: ## Unit and API tests (fakes, no infrastructure)
+	$(PYTEST) $(wildcard $(TEST_DIRS))
+
+test-stack: ## Integration and end-to-end tests on the real stack (daprd + Kafka, started by the tests)
+	$(PYTEST) tests
+
+test: install lint test-unit test-stack ## Everything: install, lint, unit tests, then the real-stack tests
+
+format: ## Apply ruff's formatting and fixes
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .

@@ -1,0 +1,41 @@
+"""The real stack for integration and end-to-end tests: Kafka, placement, scheduler and `dapr run -f dapr.yaml`,
+started once per test session by the project's own launcher and stopped (by PID) at the end, pass or fail.
+
+Nothing here is mocked: a missing daprd or broker makes the session fail, never skip.
+"""
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from devstack.layout import Layout
+from devstack.stack import Stack
+
+
+@pytest.fixture(scope="session")
+def layout() -> Layout:
+    return Layout.discover()
+
+
+@pytest.fixture(scope="session")
+def stack(layout: Layout) -> Iterator[Stack]:
+    running = Stack(layout, progress=lambda message: print(f"[stack] {message}"))
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def order_api(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url="http://127.0.0.1:8000", timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def carrier_admin(stack: Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url="http://127.0.0.1:8002", timeout=10) as client:
+        client.delete("/admin/faults").raise_for_status()
+        yield client
+        client.delete("/admin/faults").raise_for_status()
