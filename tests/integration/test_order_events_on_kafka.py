@@ -46,7 +46,8 @@ def _next_message_about(consumer: Consumer, order_id: str, event_type: str) -> t
         if message is None or message.error():
             return None
         key, value = message.key(), message.value()
-        assert key is not None and value is not None, "every order event has a key and a value"
+        assert key is not None, "every order event is keyed"
+        assert value is not None
         event: dict[str, Any] = json.loads(value)
         if event.get("subject") == order_id and event.get("type") == event_type:
             return key, event
