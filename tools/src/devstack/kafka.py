@@ -3,9 +3,10 @@ collects. Ready when the broker answers an AdminClient call, never after a sleep
 
 import socket
 import subprocess
+import time
 from pathlib import Path
 
-from confluent_kafka import ConsumerGroupState
+from confluent_kafka import ConsumerGroupState, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from devstack.layout import KAFKA_PORT, LOOPBACK, Layout
@@ -82,13 +83,22 @@ def start_broker(layout: Layout, timeout: float = 60.0) -> ManagedProcess:
     return broker
 
 
-def consumer_group_members(groups: tuple[str, ...]) -> dict[str, set[str]]:
-    """The member ids each consumer group has now (an unknown group has none)."""
-    admin = admin_client()  # held until the futures resolve: they never do once their client is collected
-    described = admin.describe_consumer_groups(list(groups), request_timeout=5)
-    return {
-        group: {member.member_id for member in future.result(timeout=10).members} for group, future in described.items()
-    }
+def consumer_group_members(groups: tuple[str, ...], timeout: float = 30.0) -> dict[str, set[str]]:
+    """The member ids each consumer group has now (an unknown group has none). Right after the broker starts its
+    group coordinator is still loading (a retriable error): asked again until `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        admin = admin_client()  # held until the futures resolve: they never do once their client is collected
+        described = admin.describe_consumer_groups(list(groups), request_timeout=5)
+        try:
+            return {
+                group: {member.member_id for member in future.result(timeout=10).members}
+                for group, future in described.items()
+            }
+        except KafkaException as error:
+            if not _coordinator_not_ready(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
 
 
 def groups_consuming(groups: tuple[str, ...], topic: str, *, stale_members: dict[str, set[str]]) -> bool:
@@ -98,7 +108,12 @@ def groups_consuming(groups: tuple[str, ...], topic: str, *, stale_members: dict
     partitions = len(admin.list_topics(topic, timeout=5).topics[topic].partitions)
     described = admin.describe_consumer_groups(list(groups), request_timeout=5)
     for group, future in described.items():
-        description = future.result(timeout=10)
+        try:
+            description = future.result(timeout=10)
+        except KafkaException as error:
+            if _coordinator_not_ready(error):
+                return False
+            raise
         members = {member.member_id for member in description.members}
         assigned = sum(
             1
@@ -114,6 +129,18 @@ def groups_consuming(groups: tuple[str, ...], topic: str, *, stale_members: dict
         ):
             return False
     return True
+
+
+_COORDINATOR_NOT_READY = frozenset(
+    {KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR}
+)
+
+
+def _coordinator_not_ready(error: KafkaException) -> bool:
+    """The broker is up but its group coordinator is still loading: ask again (librdkafka does not flag these
+    as retriable on admin calls)."""
+    kafka_error: KafkaError = error.args[0]
+    return kafka_error.retriable() or kafka_error.code() in _COORDINATOR_NOT_READY
 
 
 def ensure_topics(topics: dict[str, int] = TOPICS) -> None:

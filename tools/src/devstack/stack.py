@@ -1,9 +1,12 @@
 """The whole local stack, in start order: Kafka (+ topics), placement, scheduler, then `dapr run -f`."""
 
+import signal
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -68,6 +71,19 @@ def install(layout: Layout, progress: Progress) -> None:
         progress(f"tools/{script} done in {time.monotonic() - started:.1f} s")
 
 
+@contextmanager
+def _ignoring_interrupts() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 @dataclass
 class Stack:
     layout: Layout
@@ -101,10 +117,12 @@ class Stack:
         return next(process for process in self.processes if process.name == name)
 
     def stop(self) -> None:
-        """Stop in reverse start order: apps first, so they never see their broker vanish."""
-        for process in reversed(self.processes):
-            process.stop()
-        self.processes.clear()
+        """Stop in reverse start order: apps first, so they never see their broker vanish. Not interruptible:
+        a second Ctrl-C (a terminal's, and uv's forwarded copy of it) would leave processes behind."""
+        with _ignoring_interrupts():
+            for process in reversed(self.processes):
+                process.stop()
+            self.processes.clear()
 
     def _step(self, what: str, starter: Callable[[], ManagedProcess]) -> None:
         started = time.monotonic()
