@@ -8,8 +8,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from confluent_kafka import Consumer
 from devstack.layout import Layout
 from devstack.stack import Stack
+
+from tests.support.kafka import consumer_at_end
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +34,16 @@ def stack(layout: Layout) -> Iterator[Stack]:
 def order_api(stack: Stack) -> Iterator[httpx.Client]:
     with httpx.Client(base_url="http://127.0.0.1:8000", timeout=10) as client:
         yield client
+
+
+@pytest.fixture
+def order_events(stack: Stack) -> Iterator[Consumer]:
+    """order-events from now on, read by a plain Kafka consumer."""
+    consumer = consumer_at_end()
+    try:
+        yield consumer
+    finally:
+        consumer.close()
 
 
 @pytest.fixture

@@ -4,7 +4,13 @@ import itertools
 
 from order_contracts.events import EventData
 from order_service.adapters.events import AbstractEventPublisher
-from order_service.adapters.orders import AbstractOrderRepository, ConcurrentUpdateError, StoredOrder
+from order_service.adapters.idempotency import AbstractIdempotencyKeys, IdempotencyRecord
+from order_service.adapters.orders import (
+    AbstractOrderRepository,
+    ConcurrentUpdateError,
+    OrderAlreadyExistsError,
+    StoredOrder,
+)
 from order_service.domain import Order
 
 
@@ -21,7 +27,8 @@ class FakeOrderRepository(AbstractOrderRepository):
         return StoredOrder(Order.model_validate_json(payload), etag)
 
     async def add(self, order: Order) -> None:
-        assert order.id not in self._orders
+        if order.id in self._orders:
+            raise OrderAlreadyExistsError(order.id)
         self._orders[order.id] = (order.model_dump_json(), str(next(self._etags)))
 
     async def update(self, order: Order, etag: str) -> None:
@@ -36,3 +43,22 @@ class FakeEventPublisher(AbstractEventPublisher):
 
     async def publish(self, event: EventData) -> None:
         self.published.append(event)
+
+
+class FakeIdempotencyKeys(AbstractIdempotencyKeys):
+    def __init__(self) -> None:
+        self.records: dict[str, IdempotencyRecord] = {}
+
+    async def claim(self, key: str, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        holder = self.records.setdefault(key, record)
+        return None if holder is record else holder
+
+
+class FakeReadiness:
+    """Stands in for DaprStateReadiness: as ready as the test says."""
+
+    def __init__(self, *, ready: bool = True) -> None:
+        self.ready = ready
+
+    async def check(self) -> bool:
+        return self.ready

@@ -16,6 +16,8 @@ class Settings(BaseSettings):
     state_store: str = "order-store"
     pubsub: str = PUBSUB_NAME
     topic: str = ORDER_EVENTS_TOPIC
+    idempotency_key_ttl_seconds: int = 25 * 3600
+    """How long an Idempotency-Key is remembered: the promise is at least 24 h."""
 
 
 @lru_cache

@@ -53,6 +53,13 @@ class OrderNotFoundError(Exception):
         self.order_id = order_id
 
 
+class OrderNotCancellableError(Exception):
+    def __init__(self, order_id: str, status: "OrderStatus") -> None:
+        super().__init__(f"order {order_id} is {status} and can no longer be cancelled")
+        self.order_id = order_id
+        self.status = status
+
+
 class StatusEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -72,6 +79,11 @@ class Fulfillment(BaseModel):
     failure_reason: str | None = None
 
 
+class Cancellation(BaseModel):
+    reason: str
+    cancelled_at: datetime
+
+
 class Order(BaseModel):
     id: str
     status: OrderStatus
@@ -82,6 +94,7 @@ class Order(BaseModel):
     created_at: datetime
     updated_at: datetime
     fulfillment: Fulfillment | None = None
+    cancellation: Cancellation | None = None
     history: list[StatusEntry]
     applied_event_ids: list[str] = Field(default_factory=list, description="Events already folded in (internal).")
 
@@ -125,6 +138,16 @@ class Order(BaseModel):
             case _:
                 return False
         self.applied_event_ids.append(event_id)
+        return True
+
+    def cancel(self, *, reason: str, at: datetime) -> bool:
+        """Cancel a pending or processing order; False if it already was (cancelling again changes nothing)."""
+        if self.status is OrderStatus.CANCELLED:
+            return False
+        if self.status not in (OrderStatus.PENDING, OrderStatus.PROCESSING):
+            raise OrderNotCancellableError(self.id, self.status)
+        self.cancellation = Cancellation(reason=reason, cancelled_at=at)
+        self._advance(OrderStatus.CANCELLED, at=at)
         return True
 
     def _advance(self, status: OrderStatus, *, at: datetime) -> None:

@@ -1,20 +1,53 @@
 """The order service's use cases: accept an order, read it, fold fulfillment progress into it."""
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from order_contracts.events import Customer, EventData, LineItem, OrderCreated
+from order_contracts.events import Customer, EventData, LineItem, OrderCancelled, OrderCreated
 from uuid6 import uuid7
 
 from order_service.adapters.events import AbstractEventPublisher
-from order_service.adapters.orders import AbstractOrderRepository, ConcurrentUpdateError
+from order_service.adapters.idempotency import AbstractIdempotencyKeys, IdempotencyRecord
+from order_service.adapters.orders import AbstractOrderRepository, ConcurrentUpdateError, OrderAlreadyExistsError
 from order_service.domain import Order, OrderNotFoundError
 
 logger = logging.getLogger(__name__)
 
 MAX_CONCURRENT_UPDATE_RETRIES = 20
+
+
+class IdempotencyKeyReusedError(Exception):
+    """The key was first used with a different request body."""
+
+
+class RequestInFlightError(Exception):
+    """The first request with this key is still being processed: try again shortly."""
+
+    retry_after_seconds = 1
+
+
+@dataclass(frozen=True)
+class CreateOrder:
+    customer: Customer
+    items: list[LineItem]
+    currency: str
+    minor_units: int
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    key: str
+    fingerprint: str
+    """A digest of the request body as parsed JSON: the same key with another body is refused."""
+
+
+@dataclass(frozen=True)
+class CreatedOrder:
+    order: Order
+    replayed: bool
 
 
 def new_order_id() -> str:
@@ -30,21 +63,58 @@ def utc_now() -> datetime:
 class OrderHandlers:
     orders: AbstractOrderRepository
     publisher: AbstractEventPublisher
+    idempotency_keys: AbstractIdempotencyKeys
     clock: Callable[[], datetime] = utc_now
     next_id: Callable[[], str] = new_order_id
+    in_flight_wait: timedelta = timedelta(seconds=2)
+    """How long a request waits for the first request with its key to finish before answering 409."""
+    takeover_after: timedelta = timedelta(seconds=10)
+    """A claim whose order is still missing after this long was abandoned (a crash): the next request creates it."""
 
-    async def create_order(
-        self, *, customer: Customer, items: list[LineItem], currency: str, minor_units: int
-    ) -> Order:
+    async def create_order(self, command: CreateOrder, idempotency: IdempotentRequest | None = None) -> CreatedOrder:
+        """Accept a new order; with an idempotency key, at most one order is ever created for the key."""
+        order_id = self.next_id()
+        if idempotency is not None:
+            holder = await self.idempotency_keys.claim(
+                idempotency.key,
+                IdempotencyRecord(
+                    request_fingerprint=idempotency.fingerprint, order_id=order_id, claimed_at=self.clock()
+                ),
+            )
+            if holder is not None:
+                if holder.request_fingerprint != idempotency.fingerprint:
+                    raise IdempotencyKeyReusedError
+                return CreatedOrder(await self._order_of_claim(holder, command), replayed=True)
+        return CreatedOrder(await self._accept(order_id, command), replayed=False)
+
+    async def _order_of_claim(self, claim: IdempotencyRecord, command: CreateOrder) -> Order:
+        deadline = asyncio.get_running_loop().time() + self.in_flight_wait.total_seconds()
+        while True:
+            stored = await self.orders.get(claim.order_id)
+            if stored is not None:
+                return stored.order
+            if self.clock() - claim.claimed_at > self.takeover_after:
+                logger.warning("taking over an abandoned idempotent create", extra={"order_id": claim.order_id})
+                return await self._accept(claim.order_id, command)
+            if asyncio.get_running_loop().time() > deadline:
+                raise RequestInFlightError
+            await asyncio.sleep(0.02)
+
+    async def _accept(self, order_id: str, command: CreateOrder) -> Order:
         order = Order.accept(
-            order_id=self.next_id(),
-            customer=customer,
-            items=items,
-            currency=currency,
-            minor_units=minor_units,
+            order_id=order_id,
+            customer=command.customer,
+            items=command.items,
+            currency=command.currency,
+            minor_units=command.minor_units,
             at=self.clock(),
         )
-        await self.orders.add(order)
+        try:
+            await self.orders.add(order)
+        except OrderAlreadyExistsError:  # a concurrent takeover stored it first: theirs is the order
+            stored = await self.orders.get(order_id)
+            assert stored is not None
+            return stored.order
         await self.publisher.publish(
             OrderCreated(
                 order_id=order.id,
@@ -63,6 +133,31 @@ class OrderHandlers:
         if stored is None:
             raise OrderNotFoundError(order_id)
         return stored.order
+
+    async def cancel_order(self, order_id: str, *, reason: str) -> Order:
+        """Cancel a pending or processing order and publish order.cancelled.v1 (again, if it was cancelled
+        already: the event keeps its id, so consumers see it once, and a publish lost before is made good)."""
+        for _ in range(MAX_CONCURRENT_UPDATE_RETRIES):
+            stored = await self.orders.get(order_id)
+            if stored is None:
+                raise OrderNotFoundError(order_id)
+            order = stored.order
+            if order.cancel(reason=reason, at=self.clock()):
+                try:
+                    await self.orders.update(order, stored.etag)
+                except ConcurrentUpdateError:
+                    continue
+            assert order.cancellation is not None
+            await self.publisher.publish(
+                OrderCancelled(
+                    order_id=order.id,
+                    reason=order.cancellation.reason,
+                    cancelled_at=order.cancellation.cancelled_at,
+                )
+            )
+            logger.info("order cancelled", extra={"order_id": order.id})
+            return order
+        raise ConcurrentUpdateError(order_id)
 
     async def fold_event(self, event: EventData, *, event_id: str) -> bool:
         """Fold a fulfillment event into its order, retrying on concurrent updates; False if it changed nothing."""

@@ -1,11 +1,21 @@
 """The order use cases against in-memory fakes of the store and the publisher."""
 
+from datetime import timedelta
+
 import pytest
-from order_contracts.events import Address, Customer, FulfillmentStarted, LineItem, OrderCreated
+from order_contracts.events import Address, Customer, FulfillmentShipped, FulfillmentStarted, LineItem, OrderCreated
+from order_service.adapters.idempotency import IdempotencyRecord
 from order_service.adapters.orders import ConcurrentUpdateError, StoredOrder
-from order_service.domain import Order, OrderNotFoundError, OrderStatus
-from order_service.handlers import OrderHandlers, new_order_id
-from order_service_fakes import FakeEventPublisher, FakeOrderRepository
+from order_service.domain import Order, OrderNotCancellableError, OrderNotFoundError, OrderStatus
+from order_service.handlers import (
+    CreateOrder,
+    IdempotencyKeyReusedError,
+    IdempotentRequest,
+    OrderHandlers,
+    RequestInFlightError,
+    new_order_id,
+)
+from order_service_fakes import FakeEventPublisher, FakeIdempotencyKeys, FakeOrderRepository
 
 CUSTOMER = Customer(
     id="cust-42",
@@ -14,16 +24,28 @@ CUSTOMER = Customer(
     shipping_address=Address(line1="1 Example Street", city="London", postal_code="SW1A 1AA", country="GB"),
 )
 ITEMS = [LineItem(sku="BOOK-123", quantity=2, unit_price="12.50")]
+COMMAND = CreateOrder(customer=CUSTOMER, items=ITEMS, currency="GBP", minor_units=2)
+
+
+def make_handlers(orders: FakeOrderRepository | None = None) -> OrderHandlers:
+    return OrderHandlers(
+        orders=orders or FakeOrderRepository(), publisher=FakeEventPublisher(), idempotency_keys=FakeIdempotencyKeys()
+    )
 
 
 @pytest.fixture
 def handlers() -> OrderHandlers:
-    return OrderHandlers(orders=FakeOrderRepository(), publisher=FakeEventPublisher())
+    return make_handlers()
+
+
+def published(handlers: OrderHandlers) -> list[str]:
+    assert isinstance(handlers.publisher, FakeEventPublisher)
+    return [event.event_type for event in handlers.publisher.published]
 
 
 @pytest.mark.anyio
 async def test_creating_an_order_stores_it_and_publishes_order_created(handlers: OrderHandlers) -> None:
-    order = await handlers.create_order(customer=CUSTOMER, items=ITEMS, currency="GBP", minor_units=2)
+    order = (await handlers.create_order(COMMAND)).order
 
     assert (await handlers.get_order(order.id)).status is OrderStatus.PENDING
     assert isinstance(handlers.publisher, FakeEventPublisher)
@@ -61,8 +83,8 @@ async def test_a_concurrent_update_is_retried_not_lost() -> None:
                 await super().update(stored.order, stored.etag)
             await super().update(order, etag)
 
-    handlers = OrderHandlers(orders=RacingRepository(), publisher=FakeEventPublisher())
-    order = await handlers.create_order(customer=CUSTOMER, items=ITEMS, currency="GBP", minor_units=2)
+    handlers = make_handlers(RacingRepository())
+    order = (await handlers.create_order(COMMAND)).order
 
     folded = await handlers.fold_event(
         FulfillmentStarted(order_id=order.id, picked_up_at=order.created_at), event_id="e1"
@@ -78,8 +100,90 @@ async def test_an_update_that_keeps_conflicting_gives_up_loudly() -> None:
         async def update(self, order: Order, etag: str) -> None:
             raise ConcurrentUpdateError(order.id)
 
-    handlers = OrderHandlers(orders=AlwaysConflicting(), publisher=FakeEventPublisher())
-    order = await handlers.create_order(customer=CUSTOMER, items=ITEMS, currency="GBP", minor_units=2)
+    handlers = make_handlers(AlwaysConflicting())
+    order = (await handlers.create_order(COMMAND)).order
 
     with pytest.raises(ConcurrentUpdateError):
         await handlers.fold_event(FulfillmentStarted(order_id=order.id, picked_up_at=order.created_at), event_id="e")
+
+
+@pytest.mark.anyio
+async def test_the_same_key_and_body_replays_the_first_order(handlers: OrderHandlers) -> None:
+    request = IdempotentRequest(key="key-1", fingerprint="body-a")
+
+    first = await handlers.create_order(COMMAND, request)
+    again = await handlers.create_order(COMMAND, request)
+
+    assert not first.replayed
+    assert again.replayed
+    assert again.order.id == first.order.id
+    assert published(handlers) == ["order.created.v1"]
+
+
+@pytest.mark.anyio
+async def test_the_same_key_with_another_body_is_refused(handlers: OrderHandlers) -> None:
+    await handlers.create_order(COMMAND, IdempotentRequest(key="key-1", fingerprint="body-a"))
+
+    with pytest.raises(IdempotencyKeyReusedError):
+        await handlers.create_order(COMMAND, IdempotentRequest(key="key-1", fingerprint="body-b"))
+
+
+@pytest.mark.anyio
+async def test_a_request_whose_first_is_still_in_flight_is_told_to_retry() -> None:
+    handlers = make_handlers()
+    handlers.in_flight_wait = timedelta(0)
+    claimed_now = IdempotencyRecord(request_fingerprint="body-a", order_id="in-flight", claimed_at=handlers.clock())
+    assert isinstance(handlers.idempotency_keys, FakeIdempotencyKeys)
+    handlers.idempotency_keys.records["key-1"] = claimed_now
+
+    with pytest.raises(RequestInFlightError):
+        await handlers.create_order(COMMAND, IdempotentRequest(key="key-1", fingerprint="body-a"))
+
+
+@pytest.mark.anyio
+async def test_an_abandoned_claim_is_taken_over_with_the_claimed_order_id() -> None:
+    handlers = make_handlers()
+    long_ago = handlers.clock() - timedelta(minutes=5)
+    assert isinstance(handlers.idempotency_keys, FakeIdempotencyKeys)
+    handlers.idempotency_keys.records["key-1"] = IdempotencyRecord(
+        request_fingerprint="body-a", order_id="crashed-before-storing", claimed_at=long_ago
+    )
+
+    created = await handlers.create_order(COMMAND, IdempotentRequest(key="key-1", fingerprint="body-a"))
+
+    assert created.order.id == "crashed-before-storing"
+    assert published(handlers) == ["order.created.v1"]
+
+
+@pytest.mark.anyio
+async def test_cancelling_publishes_order_cancelled_and_is_final(handlers: OrderHandlers) -> None:
+    order = (await handlers.create_order(COMMAND)).order
+
+    cancelled = await handlers.cancel_order(order.id, reason="changed my mind")
+    again = await handlers.cancel_order(order.id, reason="twice")
+
+    assert cancelled.status is OrderStatus.CANCELLED
+    assert again.cancellation == cancelled.cancellation
+    assert published(handlers) == ["order.created.v1", "order.cancelled.v1", "order.cancelled.v1"]
+    assert isinstance(handlers.publisher, FakeEventPublisher)
+    first_cancel, second_cancel = handlers.publisher.published[1:]
+    assert first_cancel.event_id() == second_cancel.event_id()
+
+
+@pytest.mark.anyio
+async def test_a_shipped_order_cannot_be_cancelled(handlers: OrderHandlers) -> None:
+    order = (await handlers.create_order(COMMAND)).order
+    await handlers.fold_event(
+        FulfillmentShipped(
+            order_id=order.id,
+            carrier="c",
+            tracking_number="t",
+            shipment_id="s",
+            shipped_at=order.created_at,
+            attempts=1,
+        ),
+        event_id="shipped",
+    )
+
+    with pytest.raises(OrderNotCancellableError):
+        await handlers.cancel_order(order.id, reason="too late")

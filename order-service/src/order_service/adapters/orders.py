@@ -3,9 +3,8 @@
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-import grpc
 from dapr.aio.clients import DaprClient
-from dapr.clients.exceptions import DaprGrpcError
+from dapr.clients.exceptions import DaprInternalError
 from dapr.clients.grpc._state import Concurrency, Consistency, StateOptions
 
 from order_service.domain import Order
@@ -17,6 +16,10 @@ class StoredOrder:
     etag: str
 
 
+class OrderAlreadyExistsError(Exception):
+    """An order with this id is stored already."""
+
+
 class ConcurrentUpdateError(Exception):
     """Somebody else changed the order since it was read (ETag mismatch): read again and retry."""
 
@@ -26,7 +29,8 @@ class AbstractOrderRepository(ABC):
     async def get(self, order_id: str) -> StoredOrder | None: ...
 
     @abstractmethod
-    async def add(self, order: Order) -> None: ...
+    async def add(self, order: Order) -> None:
+        """Store a new order; raise OrderAlreadyExistsError if its id is taken."""
 
     @abstractmethod
     async def update(self, order: Order, etag: str) -> None:
@@ -34,7 +38,12 @@ class AbstractOrderRepository(ABC):
 
 
 _FIRST_WRITE = StateOptions(concurrency=Concurrency.first_write, consistency=Consistency.strong)
-_ETAG_MISMATCH_CODES = {grpc.StatusCode.ABORTED, grpc.StatusCode.FAILED_PRECONDITION}
+
+
+def is_etag_mismatch(error: DaprInternalError) -> bool:
+    """The SDK's save_state turns the sidecar's gRPC status into this error, keeping only the message, which for a
+    first-write or ETag conflict reads "failed saving state in state store ...: possible etag mismatch"."""
+    return "etag mismatch" in str(error).lower()
 
 
 class DaprOrderRepository(AbstractOrderRepository):
@@ -49,14 +58,19 @@ class DaprOrderRepository(AbstractOrderRepository):
         return StoredOrder(order=Order.model_validate_json(response.data), etag=response.etag)
 
     async def add(self, order: Order) -> None:
-        await self._client.save_state(self._store, order.id, order.model_dump_json(), options=_FIRST_WRITE)
+        try:
+            await self._client.save_state(self._store, order.id, order.model_dump_json(), options=_FIRST_WRITE)
+        except DaprInternalError as error:
+            if is_etag_mismatch(error):
+                raise OrderAlreadyExistsError(order.id) from error
+            raise
 
     async def update(self, order: Order, etag: str) -> None:
         try:
             await self._client.save_state(
                 self._store, order.id, order.model_dump_json(), etag=etag, options=_FIRST_WRITE
             )
-        except DaprGrpcError as error:
-            if error.code() in _ETAG_MISMATCH_CODES:  # type: ignore[no-untyped-call]  # unannotated in the SDK
+        except DaprInternalError as error:
+            if is_etag_mismatch(error):
                 raise ConcurrentUpdateError(order.id) from error
             raise

@@ -1,0 +1,153 @@
+"""The sidecar's side of the API: GET /dapr/subscribe and deliveries to POST /events/order-events."""
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from order_service.config import Settings
+from order_service.handlers import OrderHandlers
+from order_service.main import create_app
+from order_service_fakes import FakeReadiness
+
+pytestmark = pytest.mark.anyio
+
+EVENTS = "/events/order-events"
+PICKED_UP_AT = "2025-06-01T12:00:00Z"
+
+
+def cloud_event(event_type: str, data: Any, *, event_id: str = "ce-1") -> dict[str, Any]:
+    """A structured CloudEvent as Dapr delivers it, with the attributes Dapr adds."""
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": "fulfillment-service",
+        "type": event_type,
+        "datacontenttype": "application/json",
+        "data": data,
+        "topic": "order-events",
+        "pubsubname": "order-pubsub",
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    }
+
+
+def started(order_id: str) -> dict[str, Any]:
+    return cloud_event("fulfillment.started.v1", {"order_id": order_id, "picked_up_at": PICKED_UP_AT})
+
+
+async def deliver(client: httpx.AsyncClient, event: dict[str, Any]) -> str:
+    """Deliver as the sidecar does, and return the status the app answers it with."""
+    response = await client.post(
+        EVENTS, content=json.dumps(event), headers={"Content-Type": "application/cloudevents+json"}
+    )
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    assert set(answer) == {"status"}
+    status: str = answer["status"]
+    return status
+
+
+async def read(client: httpx.AsyncClient, order_id: str) -> dict[str, Any]:
+    response = await client.get(f"/orders/{order_id}")
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_the_subscription_has_a_default_route_and_a_dead_letter_topic(client: httpx.AsyncClient) -> None:
+    response = await client.get("/dapr/subscribe")
+
+    assert response.status_code == 200
+    [subscription] = response.json()
+    assert subscription["pubsubname"] == "order-pubsub"
+    assert subscription["topic"] == "order-events"
+    assert subscription["deadLetterTopic"] == "order-events-dlq"
+    assert subscription["routes"]["default"] == EVENTS
+
+
+async def test_the_subscription_is_on_the_pubsub_and_topic_the_app_was_configured_with(
+    handlers: OrderHandlers,
+) -> None:
+    app = create_app(Settings(pubsub="other-pubsub", topic="other-topic"))
+    app.state.order_handlers = handlers
+    app.state.readiness = FakeReadiness()
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        response = await client.get("/dapr/subscribe")
+
+    [subscription] = response.json()
+    assert (subscription["pubsubname"], subscription["topic"]) == ("other-pubsub", "other-topic")
+
+
+async def test_fulfillment_started_moves_the_order_to_processing(
+    client: httpx.AsyncClient, order: dict[str, Any]
+) -> None:
+    assert await deliver(client, started(order["id"])) == "SUCCESS"
+
+    folded = await read(client, order["id"])
+    assert folded["status"] == "processing"
+    assert folded["fulfillment"]["picked_up_at"] == PICKED_UP_AT
+    assert [entry["status"] for entry in folded["history"]] == ["pending", "processing"]
+
+
+async def test_the_same_event_delivered_again_succeeds_and_changes_nothing(
+    client: httpx.AsyncClient, order: dict[str, Any]
+) -> None:
+    assert await deliver(client, started(order["id"])) == "SUCCESS"
+    once = await read(client, order["id"])
+
+    assert await deliver(client, started(order["id"])) == "SUCCESS"
+
+    assert await read(client, order["id"]) == once
+
+
+async def test_an_event_of_an_unknown_type_is_acknowledged_and_ignored(
+    client: httpx.AsyncClient, order: dict[str, Any]
+) -> None:
+    event = cloud_event("fulfillment.teleported.v9", {"order_id": order["id"], "at": PICKED_UP_AT})
+
+    assert await deliver(client, event) == "SUCCESS"
+
+    assert await read(client, order["id"]) == order
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param({"order_id": "ORDER"}, id="missing-member"),
+        pytest.param({"order_id": "ORDER", "picked_up_at": "yesterday"}, id="not-a-time"),
+        pytest.param({"order_id": "ORDER", "picked_up_at": "2025-06-01T12:00:00"}, id="no-offset"),
+        pytest.param({"order_id": "", "picked_up_at": PICKED_UP_AT}, id="empty-order-id"),
+        pytest.param("not an object", id="not-an-object"),
+        pytest.param(None, id="no-data"),
+    ],
+)
+async def test_unreadable_data_of_a_known_type_is_dropped(
+    client: httpx.AsyncClient, order: dict[str, Any], data: Any
+) -> None:
+    if isinstance(data, dict) and data.get("order_id") == "ORDER":
+        data = {**data, "order_id": order["id"]}
+
+    assert await deliver(client, cloud_event("fulfillment.started.v1", data)) == "DROP"
+
+    assert await read(client, order["id"]) == order
+
+
+async def test_an_event_for_an_unknown_order_is_dropped(client: httpx.AsyncClient) -> None:
+    assert await deliver(client, started("no-such-order")) == "DROP"
+
+    assert (await client.get("/orders/no-such-order")).status_code == 404
+
+
+async def test_our_own_order_events_coming_back_change_nothing(
+    client: httpx.AsyncClient, order: dict[str, Any]
+) -> None:
+    """The service subscribes to the topic it publishes on, so it reads its own order.created.v1 back."""
+    created = {key: order[key] for key in ("customer", "items", "currency", "total", "created_at")}
+    event = cloud_event(
+        "order.created.v1", {"order_id": order["id"], **created}, event_id=f"order.created.v1:{order['id']}"
+    )
+
+    assert await deliver(client, event) == "SUCCESS"
+
+    assert await read(client, order["id"]) == order

@@ -1,0 +1,27 @@
+"""Liveness and readiness probes."""
+
+import httpx
+import pytest
+from order_service_fakes import FakeReadiness
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_the_process_is_alive(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+async def test_ready_when_the_state_store_is_usable(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+
+    assert (response.status_code, response.json()) == (200, {"status": "ready"})
+
+
+async def test_not_ready_is_a_503(client: httpx.AsyncClient, readiness: FakeReadiness) -> None:
+    readiness.ready = False
+
+    response = await client.get("/readyz")
+
+    assert (response.status_code, response.json()) == (503, {"status": "not ready"})

@@ -1,0 +1,38 @@
+"""docker-compose.yml cannot be run here (no Docker engine), so at least it must describe the same system as
+dapr.yaml: the same apps, each with a sidecar on the same ports and the same Dapr version as the local build."""
+
+from typing import Any
+
+import yaml
+from devstack.layout import APPS, Layout
+
+
+def _compose() -> dict[str, Any]:
+    compose: dict[str, Any] = yaml.safe_load((Layout.discover().root / "docker-compose.yml").read_text())
+    return compose
+
+
+def _flag(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def test_every_app_has_a_sidecar_on_the_ports_of_dapr_yaml() -> None:
+    services = _compose()["services"]
+
+    for app in APPS:
+        command = services[f"{app.app_id}-dapr"]["command"]
+        assert _flag(command, "--app-id") == app.app_id
+        assert int(_flag(command, "--app-port")) == app.app_port
+        assert int(_flag(command, "--dapr-http-port")) == app.dapr_http_port
+        assert int(_flag(command, "--dapr-grpc-port")) == app.dapr_grpc_port
+        assert int(_flag(command, "--metrics-port")) == app.metrics_port
+        assert app.app_id in services
+
+
+def test_the_containers_run_the_dapr_version_the_project_builds() -> None:
+    version = Layout.discover().versions["DAPR_VERSION"]
+    services = _compose()["services"]
+
+    images = {service["image"] for service in services.values() if "image" in service and "dapr" in service["image"]}
+
+    assert images == {f"daprio/{program}:{version}" for program in ("daprd", "placement", "scheduler")}
