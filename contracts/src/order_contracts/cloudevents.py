@@ -45,6 +45,14 @@ def envelope(event: EventData, *, source: str, time: datetime) -> CloudEvent:
     )
 
 
+def parse_cloud_event(delivered: bytes) -> CloudEvent:
+    """The CloudEvent envelope of a delivered message; raises UnreadableEventError if it is none (poison)."""
+    try:
+        return CloudEvent.model_validate_json(delivered)
+    except ValidationError as error:
+        raise UnreadableEventError(f"not a CloudEvent: {error.error_count()} violations") from error
+
+
 def read_event(cloud_event: CloudEvent) -> EventData:
     """The typed payload of a delivered CloudEvent.
 

@@ -151,3 +151,22 @@ async def test_our_own_order_events_coming_back_change_nothing(
     assert await deliver(client, event) == "SUCCESS"
 
     assert await read(client, order["id"]) == order
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        {"specversion": "1.0", "source": "x", "type": "fulfillment.started.v1", "data": {}},  # no id
+        {"specversion": "1.0", "id": "1", "source": "x", "type": "t", "time": "2026-11-24T01:00:00"},  # no offset
+        ["not", "an", "object"],
+    ],
+    ids=["missing id", "time without offset", "not an object"],
+)
+async def test_a_delivery_that_is_no_cloudevent_is_dropped_not_retried(
+    client: httpx.AsyncClient, envelope: Any
+) -> None:
+    response = await client.post("/events/order-events", json=envelope)
+
+    assert response.status_code == 200  # any other status but 404 makes Dapr redeliver it forever
+    assert response.json() == {"status": "DROP"}

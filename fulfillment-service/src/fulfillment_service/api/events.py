@@ -5,17 +5,16 @@ send them to the dead-letter topic. Poison (data that does not fit its type) is 
 """
 
 import logging
-from typing import Annotated
 
-from fastapi import APIRouter, Body
-from order_contracts.cloudevents import CloudEvent, UnreadableEventError, read_event
+from fastapi import APIRouter, Request
+from order_contracts.cloudevents import UnknownEventTypeError, UnreadableEventError, parse_cloud_event, read_event
 from order_contracts.dapr import DeliveryAnswer, DeliveryStatus, Routes, Subscription, route_by_type
 from order_contracts.events import OrderCreated
 from order_contracts.names import DEAD_LETTER_TOPIC
 
 from fulfillment_service.adapters.carrier import CarrierUnavailableError
 from fulfillment_service.api.deps import FulfillmentHandlersDep
-from fulfillment_service.config import get_settings
+from fulfillment_service.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +25,8 @@ router = APIRouter(tags=["dapr"])
 
 
 @router.get("/dapr/subscribe", summary="Subscriptions, as Dapr reads them at start")
-async def subscriptions() -> list[Subscription]:
-    settings = get_settings()
+async def subscriptions(request: Request) -> list[Subscription]:
+    settings: Settings = request.app.state.settings
     return [
         Subscription(
             pubsubname=settings.pubsub,
@@ -41,13 +40,12 @@ async def subscriptions() -> list[Subscription]:
 
 
 @router.post(ORDER_CREATED_PATH, summary="Pick a new order up (called by the sidecar)")
-async def on_order_created(
-    cloud_event: Annotated[CloudEvent, Body()], handlers: FulfillmentHandlersDep
-) -> DeliveryAnswer:
+async def on_order_created(request: Request, handlers: FulfillmentHandlersDep) -> DeliveryAnswer:
     try:
+        cloud_event = parse_cloud_event(await request.body())
         event = read_event(cloud_event)
-    except UnreadableEventError as error:
-        logger.warning("dropping unreadable event", extra={"event_id": cloud_event.id, "reason": str(error)})
+    except (UnreadableEventError, UnknownEventTypeError) as error:
+        logger.warning("dropping unreadable event", extra={"reason": str(error)})
         return DeliveryAnswer(status=DeliveryStatus.DROP)
     if not isinstance(event, OrderCreated):
         logger.warning("dropping misrouted event", extra={"event_id": cloud_event.id, "type": cloud_event.type})
@@ -61,6 +59,5 @@ async def on_order_created(
 
 
 @router.post(OTHER_EVENTS_PATH, summary="Acknowledge events this service does not handle (called by the sidecar)")
-async def on_other_event(cloud_event: Annotated[CloudEvent, Body()]) -> DeliveryAnswer:
-    logger.debug("ignoring event", extra={"event_id": cloud_event.id, "type": cloud_event.type})
+async def on_other_event() -> DeliveryAnswer:
     return DeliveryAnswer(status=DeliveryStatus.SUCCESS)

@@ -7,13 +7,18 @@ It runs before FastAPI reads the body, so an oversized body is never buffered wh
 import json
 
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
-class _TooLargeError(Exception):
-    pass
+class _TooLargeError(HTTPException):
+    """Raised from inside the body stream. An HTTPException, because FastAPI's body reader turns any other
+    exception into a 400 and re-raises only these (the problem handlers then answer 413)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"The request body exceeds {max_bytes} bytes.")
 
 
 class RequestBodyLimits:
@@ -40,7 +45,6 @@ class RequestBodyLimits:
             await _problem(send, 413, "Content Too Large", f"The request body exceeds {self.max_bytes} bytes.")
             return
         received = 0
-        response_started = False
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -48,20 +52,10 @@ class RequestBodyLimits:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLargeError
+                    raise _TooLargeError(self.max_bytes)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLargeError:
-            if response_started:
-                raise
-            await _problem(send, 413, "Content Too Large", f"The request body exceeds {self.max_bytes} bytes.")
+        await self.app(scope, counting_receive, send)
 
 
 async def _problem(send: Send, status: int, title: str, detail: str) -> None:

@@ -4,15 +4,19 @@ Every subscription has a default route (Dapr dead-letters events that match no r
 """
 
 import logging
-from typing import Annotated
 
-from fastapi import APIRouter, Body
-from order_contracts.cloudevents import CloudEvent, UnknownEventTypeError, UnreadableEventError, read_event
+from fastapi import APIRouter, Request
+from order_contracts.cloudevents import (
+    UnknownEventTypeError,
+    UnreadableEventError,
+    parse_cloud_event,
+    read_event,
+)
 from order_contracts.dapr import DeliveryAnswer, DeliveryStatus, Routes, Subscription
 from order_contracts.names import DEAD_LETTER_TOPIC
 
 from order_service.api.deps import OrderHandlersDep
-from order_service.config import get_settings
+from order_service.config import Settings
 from order_service.domain import OrderNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -23,8 +27,8 @@ router = APIRouter(tags=["dapr"])
 
 
 @router.get("/dapr/subscribe", summary="Subscriptions, as Dapr reads them at start")
-async def subscriptions() -> list[Subscription]:
-    settings = get_settings()
+async def subscriptions(request: Request) -> list[Subscription]:
+    settings: Settings = request.app.state.settings
     return [
         Subscription(
             pubsubname=settings.pubsub,
@@ -36,7 +40,12 @@ async def subscriptions() -> list[Subscription]:
 
 
 @router.post(EVENTS_PATH, summary="Fold fulfillment progress into the order (called by the sidecar)")
-async def on_order_event(cloud_event: Annotated[CloudEvent, Body()], handlers: OrderHandlersDep) -> DeliveryAnswer:
+async def on_order_event(request: Request, handlers: OrderHandlersDep) -> DeliveryAnswer:
+    try:
+        cloud_event = parse_cloud_event(await request.body())
+    except UnreadableEventError as error:
+        logger.warning("dropping undecodable delivery", extra={"reason": str(error)})
+        return DeliveryAnswer(status=DeliveryStatus.DROP)
     try:
         event = read_event(cloud_event)
     except UnknownEventTypeError:

@@ -5,7 +5,7 @@ from datetime import datetime
 from order_contracts.events import Customer, LineItem
 from pydantic import BaseModel
 
-from order_service.domain import Fulfillment, Order, OrderStatus, StatusEntry
+from order_service.domain import Cancellation, Fulfillment, Order, OrderStatus, StatusEntry
 
 
 class OrderOut(BaseModel):
@@ -18,6 +18,7 @@ class OrderOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     fulfillment: Fulfillment | None
+    cancellation: Cancellation | None
     history: list[StatusEntry]
 
     @classmethod
