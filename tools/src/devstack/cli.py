@@ -21,7 +21,10 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def up(layout: Layout) -> int:
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `kill` stops the stack as cleanly as Ctrl-C does
+    # Ctrl-C stops the stack, even when started from a shell that ignores SIGINT for background jobs (Python then
+    # leaves SIGINT ignored); `kill` (SIGTERM) stops it as cleanly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     started = time.monotonic()
     install(layout, progress)
     stack = Stack(layout, progress)
