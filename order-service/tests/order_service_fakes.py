@@ -1,7 +1,9 @@
 """Test doubles for the order service's ports: in-memory, with ETags, like the real state store."""
 
 import itertools
+from collections.abc import Callable
 
+from order_contracts.cloudevents import parse_cloud_event, read_event
 from order_contracts.events import EventData
 from order_service.adapters.events import AbstractEventPublisher
 from order_service.adapters.idempotency import AbstractIdempotencyKeys, IdempotencyRecord
@@ -11,13 +13,25 @@ from order_service.adapters.orders import (
     OrderAlreadyExistsError,
     StoredOrder,
 )
+from order_service.adapters.outbox import AbstractOutbox, OutboxEntry
+from order_service.adapters.readiness import Readiness
 from order_service.domain import Order
 
 
-class FakeOrderRepository(AbstractOrderRepository):
+class FakeOrderRepository(AbstractOrderRepository, AbstractOutbox):
+    """Orders and their outbox in one in-memory store: writes are atomic, as the real transactions are."""
+
     def __init__(self) -> None:
         self._orders: dict[str, tuple[str, str]] = {}
         self._etags = itertools.count(1)
+        self.outbox: dict[str, OutboxEntry] = {}
+
+    async def owed(self) -> list[OutboxEntry]:
+        return sorted(self.outbox.values(), key=lambda entry: entry.recorded_at)
+
+    async def settle(self, entries: list[OutboxEntry]) -> None:
+        for entry in entries:
+            self.outbox.pop(entry.event_id, None)
 
     async def get(self, order_id: str) -> StoredOrder | None:
         stored = self._orders.get(order_id)
@@ -26,23 +40,45 @@ class FakeOrderRepository(AbstractOrderRepository):
         payload, etag = stored
         return StoredOrder(Order.model_validate_json(payload), etag)
 
-    async def add(self, order: Order) -> None:
+    async def add(self, order: Order, owed: list[OutboxEntry]) -> None:
         if order.id in self._orders:
             raise OrderAlreadyExistsError(order.id)
         self._orders[order.id] = (order.model_dump_json(), str(next(self._etags)))
+        self.outbox.update((entry.event_id, entry) for entry in owed)
 
-    async def update(self, order: Order, etag: str) -> None:
+    async def update(self, order: Order, etag: str, owed: list[OutboxEntry]) -> None:
         if self._orders[order.id][1] != etag:
             raise ConcurrentUpdateError(order.id)
         self._orders[order.id] = (order.model_dump_json(), str(next(self._etags)))
+        self.outbox.update((entry.event_id, entry) for entry in owed)
 
 
 class FakeEventPublisher(AbstractEventPublisher):
+    """Records what reached the "broker", decoded; `failing` makes it refuse, as a broker outage does."""
+
     def __init__(self) -> None:
         self.published: list[EventData] = []
+        self.entries: list[OutboxEntry] = []
+        self.failing: Exception | None = None
 
-    async def publish(self, event: EventData) -> None:
-        self.published.append(event)
+    async def publish(self, entry: OutboxEntry) -> None:
+        if self.failing is not None:
+            raise self.failing
+        self.entries.append(entry)
+        self.published.append(read_event(parse_cloud_event(entry.cloud_event.encode())))
+
+
+def relay_at_once(orders: FakeOrderRepository, publisher: FakeEventPublisher) -> Callable[[], None]:
+    """An `on_events_owed` that publishes what is owed immediately, as the relay soon would (for handler tests
+    that care what gets published, not when)."""
+
+    def relay() -> None:
+        for entry in sorted(orders.outbox.values(), key=lambda entry: entry.recorded_at):
+            publisher.entries.append(entry)
+            publisher.published.append(read_event(parse_cloud_event(entry.cloud_event.encode())))
+        orders.outbox.clear()
+
+    return relay
 
 
 class FakeIdempotencyKeys(AbstractIdempotencyKeys):
@@ -60,5 +96,11 @@ class FakeReadiness:
     def __init__(self, *, ready: bool = True) -> None:
         self.ready = ready
 
-    async def check(self) -> bool:
-        return self.ready
+    async def check(self) -> Readiness:
+        return Readiness(
+            ready=self.ready,
+            state_store="ok" if self.ready else "unavailable",
+            event_publishing="ok",
+            events_owed=0,
+            last_publish_error=None,
+        )

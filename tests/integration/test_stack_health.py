@@ -39,4 +39,5 @@ def test_the_order_service_is_ready_when_its_state_store_answers(order_api: http
     ready = order_api.get("/readyz")
 
     assert ready.status_code == 200
-    assert ready.json()["status"] == "ready"
+    assert ready.json()["ready"] is True
+    assert ready.json()["state_store"] == "ok"

@@ -26,14 +26,16 @@ class FulfillmentHandlers:
     clock: Callable[[], datetime] = utc_now
 
     async def fulfil(self, order: OrderCreated) -> None:
-        """Ship a newly created order once; a redelivery of a handled order starts nothing new.
+        """Ship a newly created order once; a redelivery of a handled order starts nothing new, but publishes its
+        outcome again (same event id: consumers see it once), in case the first publish was lost.
 
         CarrierUnavailableError propagates: the delivery is retried, and the carrier's idempotency key (derived
         from the order id) keeps the retry from creating a second shipment.
         """
         record = await self.records.get(order.order_id)
-        if record is not None and record.stage is not FulfillmentStage.PICKED_UP:
+        if record is not None and record.outcome is not None:
             logger.info("order already handled", extra={"order_id": order.order_id, "stage": record.stage})
+            await self.publisher.publish(record.outcome)
             return
         if record is None:
             record = FulfillmentRecord(
@@ -46,17 +48,12 @@ class FulfillmentHandlers:
             shipment = await self.carrier.create_shipment(order)
         except CarrierRejectedError as rejection:
             record.stage = FulfillmentStage.FAILED
-            await self.records.save(record)
-            await self.publisher.publish(
-                FulfillmentFailed(
-                    order_id=order.order_id, reason=str(rejection), failed_at=self.clock(), attempts=record.attempts
-                )
+            record.outcome = FulfillmentFailed(
+                order_id=order.order_id, reason=str(rejection), failed_at=self.clock(), attempts=record.attempts
             )
-            return
-        record.stage = FulfillmentStage.SHIPPED
-        await self.records.save(record)
-        await self.publisher.publish(
-            FulfillmentShipped(
+        else:
+            record.stage = FulfillmentStage.SHIPPED
+            record.outcome = FulfillmentShipped(
                 order_id=order.order_id,
                 carrier=shipment.carrier,
                 tracking_number=shipment.tracking_number,
@@ -64,5 +61,6 @@ class FulfillmentHandlers:
                 shipped_at=self.clock(),
                 attempts=record.attempts,
             )
-        )
-        logger.info("order shipped", extra={"order_id": order.order_id, "shipment_id": shipment.shipment_id})
+        await self.records.save(record)
+        await self.publisher.publish(record.outcome)
+        logger.info("order fulfilled", extra={"order_id": order.order_id, "stage": record.stage})

@@ -72,7 +72,8 @@ async def test_a_redelivered_order_created_starts_nothing_new(
     await handlers.fulfil(ORDER)
 
     assert carrier.calls == ["order-1"]
-    assert event_types(publisher).count(FulfillmentShipped.event_type) == 1
+    shipped_ids = {event.event_id() for event in publisher.published if isinstance(event, FulfillmentShipped)}
+    assert len(shipped_ids) == 1
 
 
 @pytest.mark.anyio
@@ -102,3 +103,18 @@ async def test_an_unavailable_carrier_leaves_the_order_to_be_retried(
 
     assert carrier.calls == ["order-1", "order-1"]
     assert event_types(publisher).count(FulfillmentShipped.event_type) == 1
+
+
+@pytest.mark.anyio
+async def test_a_redelivery_after_a_lost_publish_publishes_the_outcome_again_with_the_same_id(
+    handlers: FulfillmentHandlers, carrier: FakeCarrier, publisher: FakeEventPublisher
+) -> None:
+    await handlers.fulfil(ORDER)
+    first = publisher.published[-1]
+
+    await handlers.fulfil(ORDER)  # as if the broker never got the first fulfillment.shipped.v1
+
+    again = publisher.published[-1]
+    assert carrier.calls == ["order-1"]
+    assert again == first
+    assert again.event_id() == first.event_id()

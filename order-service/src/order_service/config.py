@@ -18,6 +18,12 @@ class Settings(BaseSettings):
     topic: str = ORDER_EVENTS_TOPIC
     idempotency_key_ttl_seconds: int = 25 * 3600
     """How long an Idempotency-Key is remembered: the promise is at least 24 h."""
+    relay_scan_interval_seconds: float = 1.0
+    relay_max_backoff_seconds: float = 8.0
+    publish_timeout_seconds: float = 2.0
+    fault_crash_after_commit: bool = False
+    """Fault injection for the crash drill only: the process kills itself (SIGKILL) right after the first state
+    transaction that owes an event, before anything is published."""
 
 
 @lru_cache

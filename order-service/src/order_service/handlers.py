@@ -6,12 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from order_contracts.cloudevents import envelope
 from order_contracts.events import Customer, EventData, LineItem, OrderCancelled, OrderCreated
 from uuid6 import uuid7
 
-from order_service.adapters.events import AbstractEventPublisher
 from order_service.adapters.idempotency import AbstractIdempotencyKeys, IdempotencyRecord
 from order_service.adapters.orders import AbstractOrderRepository, ConcurrentUpdateError, OrderAlreadyExistsError
+from order_service.adapters.outbox import OutboxEntry
 from order_service.domain import Order, OrderNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -59,11 +60,17 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _no_op() -> None:
+    return None
+
+
 @dataclass
 class OrderHandlers:
     orders: AbstractOrderRepository
-    publisher: AbstractEventPublisher
     idempotency_keys: AbstractIdempotencyKeys
+    event_source: str = "order-service"
+    on_events_owed: Callable[[], None] = _no_op
+    """Told after each commit that recorded events in the outbox (the relay publishes them)."""
     clock: Callable[[], datetime] = utc_now
     next_id: Callable[[], str] = new_order_id
     in_flight_wait: timedelta = timedelta(seconds=2)
@@ -109,24 +116,32 @@ class OrderHandlers:
             minor_units=command.minor_units,
             at=self.clock(),
         )
+        created = OrderCreated(
+            order_id=order.id,
+            customer=order.customer,
+            items=order.items,
+            currency=order.currency,
+            total=order.total,
+            created_at=order.created_at,
+        )
         try:
-            await self.orders.add(order)
+            await self.orders.add(order, [self._owe(created)])
         except OrderAlreadyExistsError:  # a concurrent takeover stored it first: theirs is the order
             stored = await self.orders.get(order_id)
             assert stored is not None
             return stored.order
-        await self.publisher.publish(
-            OrderCreated(
-                order_id=order.id,
-                customer=order.customer,
-                items=order.items,
-                currency=order.currency,
-                total=order.total,
-                created_at=order.created_at,
-            )
-        )
+        self.on_events_owed()
         logger.info("order accepted", extra={"order_id": order.id, "total": order.total})
         return order
+
+    def _owe(self, event: EventData) -> OutboxEntry:
+        cloud_event = envelope(event, source=self.event_source, time=self.clock())
+        return OutboxEntry(
+            event_id=cloud_event.id,
+            partition_key=event.order_id,
+            cloud_event=cloud_event.model_dump_json(exclude_none=True),
+            recorded_at=self.clock(),
+        )
 
     async def get_order(self, order_id: str) -> Order:
         stored = await self.orders.get(order_id)
@@ -135,26 +150,23 @@ class OrderHandlers:
         return stored.order
 
     async def cancel_order(self, order_id: str, *, reason: str) -> Order:
-        """Cancel a pending or processing order and publish order.cancelled.v1 (again, if it was cancelled
-        already: the event keeps its id, so consumers see it once, and a publish lost before is made good)."""
+        """Cancel a pending or processing order, owing order.cancelled.v1 in the same transaction; cancelling a
+        cancelled order again changes nothing."""
         for _ in range(MAX_CONCURRENT_UPDATE_RETRIES):
             stored = await self.orders.get(order_id)
             if stored is None:
                 raise OrderNotFoundError(order_id)
             order = stored.order
             if order.cancel(reason=reason, at=self.clock()):
+                assert order.cancellation is not None
+                cancelled = OrderCancelled(
+                    order_id=order.id, reason=order.cancellation.reason, cancelled_at=order.cancellation.cancelled_at
+                )
                 try:
-                    await self.orders.update(order, stored.etag)
+                    await self.orders.update(order, stored.etag, [self._owe(cancelled)])
                 except ConcurrentUpdateError:
                     continue
-            assert order.cancellation is not None
-            await self.publisher.publish(
-                OrderCancelled(
-                    order_id=order.id,
-                    reason=order.cancellation.reason,
-                    cancelled_at=order.cancellation.cancelled_at,
-                )
-            )
+                self.on_events_owed()
             logger.info("order cancelled", extra={"order_id": order.id})
             return order
         raise ConcurrentUpdateError(order_id)
@@ -168,7 +180,7 @@ class OrderHandlers:
             if not stored.order.fold(event, event_id=event_id):
                 return False
             try:
-                await self.orders.update(stored.order, stored.etag)
+                await self.orders.update(stored.order, stored.etag, [])
             except ConcurrentUpdateError:
                 logger.info("concurrent update, retrying", extra={"order_id": event.order_id})
                 continue

@@ -1,6 +1,10 @@
 """The order service's app: assembles routers and builds its clients once, in the lifespan."""
 
+import asyncio
+import contextlib
 import logging.config
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,6 +15,7 @@ from fastapi import FastAPI
 from order_service.adapters.events import DaprEventPublisher
 from order_service.adapters.idempotency import DaprIdempotencyKeys
 from order_service.adapters.orders import DaprOrderRepository
+from order_service.adapters.outbox import DaprOutbox
 from order_service.adapters.readiness import DaprStateReadiness
 from order_service.api import events, health, orders
 from order_service.api.body_limits import RequestBodyLimits
@@ -18,6 +23,7 @@ from order_service.api.errors import install_domain_error_handlers
 from order_service.api.problems import install_problem_handlers
 from order_service.config import Settings, get_settings
 from order_service.handlers import OrderHandlers
+from order_service.relay import OutboxRelay
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -42,19 +48,39 @@ KEEP_ALIVE_SECONDS = 75
 as the server closes it sees a reset (seen under a 1,000-order burst)."""
 
 
+def _crash_now() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with DaprClient() as dapr:
+        outbox = DaprOutbox(dapr, settings.state_store)
+        await outbox.create_shards()
+        relay = OutboxRelay(
+            outbox,
+            DaprEventPublisher(dapr, pubsub=settings.pubsub, topic=settings.topic),
+            publish_timeout=settings.publish_timeout_seconds,
+            scan_interval=settings.relay_scan_interval_seconds,
+            max_backoff=settings.relay_max_backoff_seconds,
+        )
         app.state.order_handlers = OrderHandlers(
-            orders=DaprOrderRepository(dapr, settings.state_store),
-            publisher=DaprEventPublisher(dapr, pubsub=settings.pubsub, topic=settings.topic, source=settings.app_id),
+            orders=DaprOrderRepository(dapr, settings.state_store, outbox),
             idempotency_keys=DaprIdempotencyKeys(
                 dapr, settings.state_store, ttl_seconds=settings.idempotency_key_ttl_seconds
             ),
+            event_source=settings.app_id,
+            on_events_owed=_crash_now if settings.fault_crash_after_commit else relay.notify,
         )
-        app.state.readiness = DaprStateReadiness(dapr, settings.state_store)
-        yield
+        app.state.readiness = DaprStateReadiness(dapr, settings.state_store, relay.status)
+        relaying = asyncio.create_task(relay.run(), name="outbox-relay")
+        try:
+            yield
+        finally:
+            relaying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relaying
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

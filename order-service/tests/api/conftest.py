@@ -13,7 +13,13 @@ from fastapi import FastAPI
 from order_service.config import Settings
 from order_service.handlers import OrderHandlers
 from order_service.main import create_app
-from order_service_fakes import FakeEventPublisher, FakeIdempotencyKeys, FakeOrderRepository, FakeReadiness
+from order_service_fakes import (
+    FakeEventPublisher,
+    FakeIdempotencyKeys,
+    FakeOrderRepository,
+    FakeReadiness,
+    relay_at_once,
+)
 
 
 @pytest.fixture
@@ -35,7 +41,9 @@ def idempotency_keys() -> FakeIdempotencyKeys:
 def handlers(
     orders: FakeOrderRepository, publisher: FakeEventPublisher, idempotency_keys: FakeIdempotencyKeys
 ) -> OrderHandlers:
-    return OrderHandlers(orders=orders, publisher=publisher, idempotency_keys=idempotency_keys)
+    return OrderHandlers(
+        orders=orders, idempotency_keys=idempotency_keys, on_events_owed=relay_at_once(orders, publisher)
+    )
 
 
 @pytest.fixture

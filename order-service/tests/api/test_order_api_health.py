@@ -16,7 +16,9 @@ async def test_the_process_is_alive(client: httpx.AsyncClient) -> None:
 async def test_ready_when_the_state_store_is_usable(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
 
-    assert (response.status_code, response.json()) == (200, {"status": "ready"})
+    assert response.status_code == 200
+    assert response.json()["ready"] is True
+    assert response.json()["state_store"] == "ok"
 
 
 async def test_not_ready_is_a_503(client: httpx.AsyncClient, readiness: FakeReadiness) -> None:
@@ -24,4 +26,5 @@ async def test_not_ready_is_a_503(client: httpx.AsyncClient, readiness: FakeRead
 
     response = await client.get("/readyz")
 
-    assert (response.status_code, response.json()) == (503, {"status": "not ready"})
+    assert response.status_code == 503
+    assert response.json()["ready"] is False

@@ -5,6 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from dapr.aio.clients import DaprClient
+from order_contracts.events import FulfillmentFailed, FulfillmentShipped
 from pydantic import BaseModel
 
 
@@ -19,6 +20,8 @@ class FulfillmentRecord(BaseModel):
     stage: FulfillmentStage
     picked_up_at: datetime
     attempts: int = 0
+    outcome: FulfillmentShipped | FulfillmentFailed | None = None
+    """The terminal event, kept so a redelivery can publish it again (its publish may have been lost)."""
 
 
 class AbstractFulfillmentRecords(ABC):

@@ -14,7 +14,7 @@ from dapr.clients.exceptions import DaprInternalError
 from dapr.clients.grpc._state import Concurrency, Consistency, StateOptions
 from pydantic import BaseModel
 
-from order_service.adapters.orders import is_etag_mismatch
+from order_service.adapters.dapr_errors import is_etag_mismatch
 
 
 class IdempotencyRecord(BaseModel):

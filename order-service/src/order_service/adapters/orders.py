@@ -1,13 +1,19 @@
-"""Where orders live: the port, and its adapter over the Dapr state API (the sidecar's state store)."""
+"""Where orders live: the port, and its adapter over the Dapr state API (the sidecar's state store). Every write
+that owes events records them in the outbox in the same state transaction (adapters/outbox.py)."""
 
+import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from dapr.aio.clients import DaprClient
-from dapr.clients.exceptions import DaprInternalError
-from dapr.clients.grpc._state import Concurrency, Consistency, StateOptions
+from dapr.clients.grpc._request import TransactionalStateOperation
 
+from order_service.adapters.outbox import DaprOutbox, OutboxEntry
 from order_service.domain import Order
+
+logger = logging.getLogger(__name__)
+
+TRANSACTION_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -29,27 +35,20 @@ class AbstractOrderRepository(ABC):
     async def get(self, order_id: str) -> StoredOrder | None: ...
 
     @abstractmethod
-    async def add(self, order: Order) -> None:
-        """Store a new order; raise OrderAlreadyExistsError if its id is taken."""
+    async def add(self, order: Order, owed: list[OutboxEntry]) -> None:
+        """Store a new order and the events it owes, atomically; OrderAlreadyExistsError if its id is taken."""
 
     @abstractmethod
-    async def update(self, order: Order, etag: str) -> None:
-        """Replace the order if it still has `etag`; raise ConcurrentUpdateError otherwise."""
-
-
-_FIRST_WRITE = StateOptions(concurrency=Concurrency.first_write, consistency=Consistency.strong)
-
-
-def is_etag_mismatch(error: DaprInternalError) -> bool:
-    """The SDK's save_state turns the sidecar's gRPC status into this error, keeping only the message, which for a
-    first-write or ETag conflict reads "failed saving state in state store ...: possible etag mismatch"."""
-    return "etag mismatch" in str(error).lower()
+    async def update(self, order: Order, etag: str, owed: list[OutboxEntry]) -> None:
+        """Replace the order if it still has `etag`, and record the events it owes, atomically;
+        ConcurrentUpdateError if it changed since it was read."""
 
 
 class DaprOrderRepository(AbstractOrderRepository):
-    def __init__(self, client: DaprClient, store_name: str) -> None:
+    def __init__(self, client: DaprClient, store_name: str, outbox: DaprOutbox) -> None:
         self._client = client
         self._store = store_name
+        self._outbox = outbox
 
     async def get(self, order_id: str) -> StoredOrder | None:
         response = await self._client.get_state(self._store, order_id)
@@ -57,20 +56,35 @@ class DaprOrderRepository(AbstractOrderRepository):
             return None
         return StoredOrder(order=Order.model_validate_json(response.data), etag=response.etag)
 
-    async def add(self, order: Order) -> None:
-        try:
-            await self._client.save_state(self._store, order.id, order.model_dump_json(), options=_FIRST_WRITE)
-        except DaprInternalError as error:
-            if is_etag_mismatch(error):
-                raise OrderAlreadyExistsError(order.id) from error
-            raise
+    async def add(self, order: Order, owed: list[OutboxEntry]) -> None:
+        # Order ids are fresh UUIDv7s; the one way to meet a taken id is an idempotency-key takeover racing the
+        # request it takes over from, and that is checked first.
+        if await self.get(order.id) is not None:
+            raise OrderAlreadyExistsError(order.id)
+        await self._write(order, None, owed)
 
-    async def update(self, order: Order, etag: str) -> None:
-        try:
-            await self._client.save_state(
-                self._store, order.id, order.model_dump_json(), etag=etag, options=_FIRST_WRITE
-            )
-        except DaprInternalError as error:
-            if is_etag_mismatch(error):
-                raise ConcurrentUpdateError(order.id) from error
-            raise
+    async def update(self, order: Order, etag: str, owed: list[OutboxEntry]) -> None:
+        await self._write(order, etag, owed)
+
+    async def _write(self, order: Order, etag: str | None, owed: list[OutboxEntry]) -> None:
+        """One transaction: the order (with its ETag when updating) and each owed event in the outbox. A failed
+        transaction is either the order's ETag (someone else updated it: the caller re-reads) or an outbox shard's
+        (another writer enlisted in the same shard: enlist again and retry)."""
+        last_error: Exception | None = None
+        for _ in range(TRANSACTION_ATTEMPTS):
+            operations = [TransactionalStateOperation(order.id, order.model_dump_json(), etag=etag)]
+            for entry in owed:
+                operations += await self._outbox.enlist(entry)
+            try:
+                await self._client.execute_state_transaction(self._store, operations)
+            except Exception as error:
+                last_error = error
+                if etag is not None:
+                    current = await self.get(order.id)
+                    if current is None or current.etag != etag:
+                        raise ConcurrentUpdateError(order.id) from error
+                logger.info("outbox shard conflict, retrying", extra={"order_id": order.id})
+                continue
+            return
+        assert last_error is not None
+        raise last_error

@@ -3,6 +3,8 @@
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel
 
+from order_service.adapters.readiness import Readiness
+
 router = APIRouter(tags=["health"])
 
 
@@ -15,10 +17,15 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", summary="The sidecar and the state store are usable")
-async def readyz(request: Request, response: Response) -> Health:
-    readiness = request.app.state.readiness
-    if await readiness.check():
-        return Health(status="ready")
-    response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return Health(status="not ready")
+@router.get(
+    "/readyz",
+    summary="Orders can be accepted: the sidecar and the state store answer",
+    description="A broker outage shows in `event_publishing` and `events_owed` but does not fail readiness: "
+    "accepted orders wait in the outbox until the broker is back.",
+    responses={503: {"model": Readiness, "description": "Not ready: the state store does not answer."}},
+)
+async def readyz(request: Request, response: Response) -> Readiness:
+    readiness: Readiness = await request.app.state.readiness.check()
+    if not readiness.ready:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return readiness

@@ -1,0 +1,98 @@
+"""The outbox relay against fakes: what is owed goes out, in order per order, and stays owed until it does."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from order_contracts.events import OrderCancelled
+from order_service.adapters.outbox import OutboxEntry
+from order_service.relay import OutboxRelay
+from order_service_fakes import FakeEventPublisher, FakeOrderRepository
+
+T0 = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def owed_cancellation(order_id: str, seconds: int) -> OutboxEntry:
+    event = OrderCancelled(order_id=order_id, reason=f"r{seconds}", cancelled_at=T0)
+    return OutboxEntry(
+        event_id=f"{order_id}-{seconds}",
+        partition_key=order_id,
+        cloud_event=(
+            f'{{"specversion":"1.0","id":"{order_id}-{seconds}","source":"t","type":"{event.event_type}",'
+            f'"data":{event.model_dump_json()}}}'
+        ),
+        recorded_at=T0 + timedelta(seconds=seconds),
+    )
+
+
+@pytest.fixture
+def outbox() -> FakeOrderRepository:
+    return FakeOrderRepository()
+
+
+@pytest.fixture
+def publisher() -> FakeEventPublisher:
+    return FakeEventPublisher()
+
+
+@pytest.fixture
+def relay(outbox: FakeOrderRepository, publisher: FakeEventPublisher) -> OutboxRelay:
+    return OutboxRelay(outbox, publisher)
+
+
+def owe(outbox: FakeOrderRepository, *entries: OutboxEntry) -> None:
+    outbox.outbox.update((entry.event_id, entry) for entry in entries)
+
+
+@pytest.mark.anyio
+async def test_everything_owed_is_published_oldest_first_per_order_and_settled(
+    relay: OutboxRelay, outbox: FakeOrderRepository, publisher: FakeEventPublisher
+) -> None:
+    owe(outbox, owed_cancellation("a", 2), owed_cancellation("a", 1), owed_cancellation("b", 1))
+
+    assert await relay.relay_once()
+
+    per_order = [entry.event_id for entry in publisher.entries if entry.partition_key == "a"]
+    assert per_order == ["a-1", "a-2"]
+    assert {entry.event_id for entry in publisher.entries} == {"a-1", "a-2", "b-1"}
+    assert outbox.outbox == {}
+    assert relay.status.publishing == "ok"
+
+
+@pytest.mark.anyio
+async def test_while_the_broker_refuses_everything_stays_owed_and_the_status_says_so(
+    relay: OutboxRelay, outbox: FakeOrderRepository, publisher: FakeEventPublisher
+) -> None:
+    owe(outbox, owed_cancellation("a", 1))
+    publisher.failing = ConnectionError("broker down")
+
+    assert not await relay.relay_once()
+
+    assert set(outbox.outbox) == {"a-1"}
+    assert relay.status.publishing == "failing"
+    assert relay.status.owed == 1
+    assert "broker down" in (relay.status.last_error or "")
+
+    publisher.failing = None
+    assert await relay.relay_once()
+    assert outbox.outbox == {}
+    assert relay.status.publishing == "ok"
+
+
+@pytest.mark.anyio
+async def test_an_orders_later_event_never_overtakes_an_earlier_one_that_failed(
+    relay: OutboxRelay, outbox: FakeOrderRepository, publisher: FakeEventPublisher
+) -> None:
+    class RefusesFirstOfA(FakeEventPublisher):
+        async def publish(self, entry: OutboxEntry) -> None:
+            if entry.event_id == "a-1":
+                raise ConnectionError("timeout")
+            await super().publish(entry)
+
+    refusing = RefusesFirstOfA()
+    relay.publisher = refusing
+    owe(outbox, owed_cancellation("a", 1), owed_cancellation("a", 2), owed_cancellation("b", 1))
+
+    assert not await relay.relay_once()
+
+    assert [entry.event_id for entry in refusing.entries] == ["b-1"]
+    assert set(outbox.outbox) == {"a-1", "a-2"}
