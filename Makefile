@@ -6,7 +6,7 @@ UV := uv
 PYTEST := $(UV) run --frozen pytest
 TEST_DIRS := contracts/tests order-service/tests fulfillment-service/tests shipping-mock/tests tools/tests
 
-.PHONY: help install up down test lint test-unit test-stack test-launcher contracts-deps format
+.PHONY: help install up down test lint test-unit test-stack test-launcher drills contracts-deps format
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -38,10 +38,13 @@ test-unit: ## Unit and API tests (fakes, no infrastructure)
 	$(PYTEST) $(wildcard $(TEST_DIRS))
 
 test-stack: ## Integration and end-to-end tests on the real stack (daprd + Kafka, started by the tests)
-	$(PYTEST) tests --ignore=tests/launcher
+	$(PYTEST) tests --ignore=tests/launcher --ignore=tests/drills
 
 test-launcher: ## `make up` / Ctrl-C / `make down` as a user runs them (starts its own stacks)
 	$(PYTEST) tests/launcher
+
+drills: install ## Failure drills on the real stack: broker killed / paused 20 s, order service crash (own stack)
+	$(PYTEST) tests/drills -s
 
 test: install lint test-unit test-stack test-launcher ## Everything: install, lint, unit tests, real-stack tests
 

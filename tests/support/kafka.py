@@ -4,7 +4,8 @@ import json
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
 from devstack.kafka import BOOTSTRAP_SERVERS
 
 from tests.support.polling import eventually
@@ -32,10 +33,17 @@ def consumer_at_end(topic: str = TOPIC) -> Consumer:
 
 
 def next_message_about(consumer: Consumer, order_id: str, event_type: str) -> tuple[bytes | None, dict[str, Any]]:
-    """The next message on the topic that is a CloudEvent of `event_type` about `order_id`: (its key, the event).
-    Anything else on the topic (other orders, other types, poison) is passed over."""
+    key, event, _ = next_record_about(consumer, order_id, event_type)
+    return key, event
 
-    def probe() -> tuple[bytes | None, dict[str, Any]] | None:
+
+def next_record_about(
+    consumer: Consumer, order_id: str, event_type: str
+) -> tuple[bytes | None, dict[str, Any], tuple[int, int]]:
+    """The next message on the topic that is a CloudEvent of `event_type` about `order_id`: its key, the event and
+    (partition, offset). Anything else on the topic (other orders, other types, poison) is passed over."""
+
+    def probe() -> tuple[bytes | None, dict[str, Any], tuple[int, int]] | None:
         message = consumer.poll(0.2)
         if message is None or message.error():
             return None
@@ -44,7 +52,20 @@ def next_message_about(consumer: Consumer, order_id: str, event_type: str) -> tu
         except ValueError:
             return None
         if isinstance(event, dict) and event.get("subject") == order_id and event.get("type") == event_type:
-            return message.key(), event
+            return message.key(), event, (message.partition() or 0, message.offset() or 0)
         return None
 
     return eventually(probe, timeout=10, interval=0, what=f"{event_type} for {order_id} on order-events")
+
+
+def wait_until_group_consumed(group: str, topic: str, partition: int, offset: int, timeout: float = 15) -> None:
+    """Until consumer group `group` has committed past `offset` on the partition: it has handled that message."""
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP_SERVERS, "log_level": 0})
+
+    def committed_past() -> bool:
+        request = ConsumerGroupTopicPartitions(group, [TopicPartition(topic, partition)])
+        [future] = admin.list_consumer_group_offsets([request]).values()
+        [position] = future.result(timeout=10).topic_partitions
+        return bool(position.offset > offset)
+
+    eventually(committed_past, timeout=timeout, what=f"{group} to consume {topic}[{partition}]@{offset}")

@@ -116,6 +116,12 @@ class Stack:
     def process(self, name: str) -> ManagedProcess:
         return next(process for process in self.processes if process.name == name)
 
+    def restart_kafka(self) -> None:
+        """Start the broker again after it died or was killed (drills), on the same data, in the same place."""
+        index = next(index for index, process in enumerate(self.processes) if process.name == "kafka")
+        self.processes[index].stop()
+        self.processes[index] = kafka.start_broker(self.layout)
+
     def stop(self) -> None:
         """Stop in reverse start order: apps first, so they never see their broker vanish. Not interruptible:
         a second Ctrl-C (a terminal's, and uv's forwarded copy of it) would leave processes behind."""

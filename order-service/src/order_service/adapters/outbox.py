@@ -8,6 +8,7 @@ lose each other's entries; a conflict fails the whole transaction, which is then
 the shards keeps those conflicts rare (see README, "Durable acceptance").
 """
 
+import random
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from datetime import datetime
@@ -16,11 +17,11 @@ from dapr.aio.clients import DaprClient
 from dapr.clients.exceptions import DaprInternalError
 from dapr.clients.grpc._request import TransactionalStateOperation, TransactionOperationType
 from dapr.clients.grpc._state import Concurrency, Consistency, StateOptions
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from order_service.adapters.dapr_errors import is_etag_mismatch
 
-SHARD_COUNT = 16
+SHARD_COUNT = 64
 _INSERT_IF_ABSENT = StateOptions(concurrency=Concurrency.first_write, consistency=Consistency.strong)
 
 
@@ -31,14 +32,11 @@ class OutboxEntry(BaseModel):
     partition_key: str
     cloud_event: str
     recorded_at: datetime
+    shard: int = Field(default=0, description="The index shard that lists it, chosen when it is enlisted.")
 
     @property
     def key(self) -> str:
         return f"outbox|{self.event_id}"
-
-    @property
-    def shard(self) -> int:
-        return int.from_bytes(self.event_id.encode()[-4:], "big") % SHARD_COUNT
 
 
 class ShardIndex(BaseModel):
@@ -75,8 +73,10 @@ class DaprOutbox(AbstractOutbox):
                     raise
 
     async def enlist(self, entry: OutboxEntry) -> list[TransactionalStateOperation]:
-        """The operations that record `entry` as owed, to run in the caller's transaction (read-modify-write of
-        its shard with the ETag just read: a concurrent change makes the transaction fail, and the caller retry)."""
+        """The operations that record `entry` as owed, to run in the caller's transaction: a read-modify-write of a
+        shard chosen at random, with the ETag just read. A concurrent change to that shard fails the transaction;
+        the caller enlists again, most likely in another shard."""
+        entry.shard = random.randrange(SHARD_COUNT)
         response = await self._client.get_state(self._store, shard_key(entry.shard))
         index = ShardIndex.model_validate_json(response.data) if response.data else ShardIndex()
         index.event_ids.append(entry.event_id)
