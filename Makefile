@@ -46,7 +46,7 @@ test-launcher: ## `make up` / Ctrl-C / `make down` as a user runs them (starts i
 drills: install ## Failure drills on the real stack: broker killed / paused 20 s, order service crash (own stack)
 	$(PYTEST) tests/drills -s
 
-test: install lint test-unit test-stack test-launcher ## Everything: install, lint, unit tests, real-stack tests
+test: install lint test-unit test-stack test-launcher drills ## Everything: install, lint, unit, real-stack tests, drills
 
 format: ## Apply ruff's formatting and fixes
 	$(UV) run --frozen ruff format .
