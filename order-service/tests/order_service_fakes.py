@@ -25,6 +25,8 @@ class FakeOrderRepository(AbstractOrderRepository, AbstractOutbox):
         self._orders: dict[str, tuple[str, str]] = {}
         self._etags = itertools.count(1)
         self.outbox: dict[str, OutboxEntry] = {}
+        self.ever_owed: list[EventData] = []
+        """Every event ever recorded as owed, decoded, in commit order."""
 
     async def owed(self) -> list[OutboxEntry]:
         return sorted(self.outbox.values(), key=lambda entry: entry.recorded_at)
@@ -44,13 +46,17 @@ class FakeOrderRepository(AbstractOrderRepository, AbstractOutbox):
         if order.id in self._orders:
             raise OrderAlreadyExistsError(order.id)
         self._orders[order.id] = (order.model_dump_json(), str(next(self._etags)))
+        self._record(owed)
+
+    def _record(self, owed: list[OutboxEntry]) -> None:
         self.outbox.update((entry.event_id, entry) for entry in owed)
+        self.ever_owed += [read_event(parse_cloud_event(entry.cloud_event.encode())) for entry in owed]
 
     async def update(self, order: Order, etag: str, owed: list[OutboxEntry]) -> None:
         if self._orders[order.id][1] != etag:
             raise ConcurrentUpdateError(order.id)
         self._orders[order.id] = (order.model_dump_json(), str(next(self._etags)))
-        self.outbox.update((entry.event_id, entry) for entry in owed)
+        self._record(owed)
 
 
 class FakeEventPublisher(AbstractEventPublisher):

@@ -1,9 +1,17 @@
-"""The order use cases against in-memory fakes of the store and the publisher."""
+"""The order use cases against in-memory fakes of the store (with its outbox) and the idempotency keys."""
 
 from datetime import timedelta
 
 import pytest
-from order_contracts.events import Address, Customer, FulfillmentShipped, FulfillmentStarted, LineItem, OrderCreated
+from order_contracts.events import (
+    Address,
+    Customer,
+    EventData,
+    FulfillmentShipped,
+    FulfillmentStarted,
+    LineItem,
+    OrderCreated,
+)
 from order_service.adapters.idempotency import IdempotencyRecord
 from order_service.adapters.orders import ConcurrentUpdateError, StoredOrder
 from order_service.adapters.outbox import OutboxEntry
@@ -16,7 +24,7 @@ from order_service.handlers import (
     RequestInFlightError,
     new_order_id,
 )
-from order_service_fakes import FakeEventPublisher, FakeIdempotencyKeys, FakeOrderRepository, relay_at_once
+from order_service_fakes import FakeIdempotencyKeys, FakeOrderRepository
 
 CUSTOMER = Customer(
     id="cust-42",
@@ -28,21 +36,13 @@ ITEMS = [LineItem(sku="BOOK-123", quantity=2, unit_price="12.50")]
 COMMAND = CreateOrder(customer=CUSTOMER, items=ITEMS, currency="GBP", minor_units=2)
 
 
-PUBLISHERS: dict[int, FakeEventPublisher] = {}
-
-
 def make_handlers(orders: FakeOrderRepository | None = None) -> OrderHandlers:
-    orders = orders or FakeOrderRepository()
-    publisher = FakeEventPublisher()
-    handlers = OrderHandlers(
-        orders=orders, idempotency_keys=FakeIdempotencyKeys(), on_events_owed=relay_at_once(orders, publisher)
-    )
-    PUBLISHERS[id(handlers)] = publisher
-    return handlers
+    return OrderHandlers(orders=orders or FakeOrderRepository(), idempotency_keys=FakeIdempotencyKeys())
 
 
-def publisher_of(handlers: OrderHandlers) -> FakeEventPublisher:
-    return PUBLISHERS[id(handlers)]
+def ever_owed(handlers: OrderHandlers) -> list[EventData]:
+    assert isinstance(handlers.orders, FakeOrderRepository)
+    return handlers.orders.ever_owed
 
 
 @pytest.fixture
@@ -50,8 +50,8 @@ def handlers() -> OrderHandlers:
     return make_handlers()
 
 
-def published(handlers: OrderHandlers) -> list[str]:
-    return [event.event_type for event in publisher_of(handlers).published]
+def owed_types(handlers: OrderHandlers) -> list[str]:
+    return [event.event_type for event in ever_owed(handlers)]
 
 
 @pytest.mark.anyio
@@ -59,7 +59,7 @@ async def test_creating_an_order_stores_it_and_publishes_order_created(handlers:
     order = (await handlers.create_order(COMMAND)).order
 
     assert (await handlers.get_order(order.id)).status is OrderStatus.PENDING
-    [event] = publisher_of(handlers).published
+    [event] = ever_owed(handlers)
     assert isinstance(event, OrderCreated)
     assert event.order_id == order.id
     assert event.total == "25.00"
@@ -127,7 +127,7 @@ async def test_the_same_key_and_body_replays_the_first_order(handlers: OrderHand
     assert not first.replayed
     assert again.replayed
     assert again.order.id == first.order.id
-    assert published(handlers) == ["order.created.v1"]
+    assert owed_types(handlers) == ["order.created.v1"]
 
 
 @pytest.mark.anyio
@@ -162,7 +162,7 @@ async def test_an_abandoned_claim_is_taken_over_with_the_claimed_order_id() -> N
     created = await handlers.create_order(COMMAND, IdempotentRequest(key="key-1", fingerprint="body-a"))
 
     assert created.order.id == "crashed-before-storing"
-    assert published(handlers) == ["order.created.v1"]
+    assert owed_types(handlers) == ["order.created.v1"]
 
 
 @pytest.mark.anyio
@@ -174,7 +174,7 @@ async def test_cancelling_publishes_order_cancelled_and_is_final(handlers: Order
 
     assert cancelled.status is OrderStatus.CANCELLED
     assert again.cancellation == cancelled.cancellation
-    assert published(handlers) == ["order.created.v1", "order.cancelled.v1"]
+    assert owed_types(handlers) == ["order.created.v1", "order.cancelled.v1"]
 
 
 @pytest.mark.anyio
