@@ -6,6 +6,8 @@ UV := uv
 PYTEST := $(UV) run --frozen pytest
 TEST_DIRS := contracts/tests order-service/tests fulfillment-service/tests shipping-mock/tests tools/tests
 
+
+.PHONY: dead-letters replay-dead-letters
 .PHONY: help install up down test lint test-unit test-stack test-launcher drills contracts-deps format
 
 help: ## List the targets
@@ -26,6 +28,12 @@ up: install ## Start Kafka, Dapr placement + scheduler and the three apps with t
 
 down: ## Stop a stack left running (by the PIDs in .run/pids)
 	$(UV) run --frozen devstack down
+
+dead-letters: ## List what landed in order-events-dlq (one copy per consumer group that refused it)
+	$(UV) run --frozen devstack dead-letters
+
+replay-dead-letters: ## Republish dead letters onto order-events: all pending, or ADDRESSES="p:o ..."
+	$(UV) run --frozen devstack replay-dead-letters $(ADDRESSES)
 
 lint: ## ruff + mypy (strict)
 	$(UV) run --frozen ruff check .

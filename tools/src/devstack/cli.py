@@ -1,4 +1,5 @@
-"""`devstack up | down | install`: what `make up`, `make down` and `make install` run."""
+"""`devstack up | down | install | dead-letters | replay-dead-letters`: what `make up`, `make down`, `make install`,
+`make dead-letters` and `make replay-dead-letters` run."""
 
 import argparse
 import signal
@@ -7,6 +8,7 @@ import time
 from datetime import datetime
 from types import FrameType
 
+from devstack import dead_letters
 from devstack.layout import APPS, Layout
 from devstack.processes import StartupError, stop_recorded
 from devstack.stack import Stack, install
@@ -61,8 +63,22 @@ def up(layout: Layout) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="devstack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "install"])
-    command = parser.parse_args().command
+    parser.add_argument("command", choices=["up", "down", "install", "dead-letters", "replay-dead-letters"])
+    parser.add_argument(
+        "addresses", nargs="*", help="replay-dead-letters: partition:offset of each to replay (default: all pending)"
+    )
+    arguments = parser.parse_args()
+    command = arguments.command
+    if command == "dead-letters":
+        for letter in dead_letters.dead_letters():
+            print(letter.summary())
+        return
+    if command == "replay-dead-letters":
+        replayed = dead_letters.replay(set(arguments.addresses) or None)
+        progress(
+            f"replayed {len(replayed)} dead letter(s) onto order-events: {[letter.address for letter in replayed]}"
+        )
+        return
     layout = Layout.discover()
     if command == "install":
         install(layout, progress)

@@ -1,7 +1,8 @@
 """Order events delivered by the sidecar: the subscription (routed by CloudEvent type) and its endpoints.
 
-Events of types this service does not handle go to a default route that acknowledges them: Dapr would otherwise
-send them to the dead-letter topic. Poison (data that does not fit its type) is answered DROP: dead-lettered.
+Events of the contract that this service does not handle go to a default route that acknowledges them (Dapr would
+otherwise send every event that matches no rule to the dead-letter topic). Poison (not a CloudEvent, a type the
+contract does not define, data that does not fit its type) is answered DROP: dead-lettered.
 """
 
 import logging
@@ -59,5 +60,12 @@ async def on_order_created(request: Request, handlers: FulfillmentHandlersDep) -
 
 
 @router.post(OTHER_EVENTS_PATH, summary="Acknowledge events this service does not handle (called by the sidecar)")
-async def on_other_event() -> DeliveryAnswer:
+async def on_other_event(request: Request) -> DeliveryAnswer:
+    """The default route: events of the contract that this service has no use for are acknowledged; anything that
+    is not an event of the contract at all (poison, or a type newer than this build) is dead-lettered."""
+    try:
+        read_event(parse_cloud_event(await request.body()))
+    except (UnreadableEventError, UnknownEventTypeError) as error:
+        logger.warning("dropping unreadable event", extra={"reason": str(error)})
+        return DeliveryAnswer(status=DeliveryStatus.DROP)
     return DeliveryAnswer(status=DeliveryStatus.SUCCESS)

@@ -49,8 +49,10 @@ async def on_order_event(request: Request, handlers: OrderHandlersDep) -> Delive
     try:
         event = read_event(cloud_event)
     except UnknownEventTypeError:
-        logger.info("ignoring event of another type", extra={"event_id": cloud_event.id, "type": cloud_event.type})
-        return DeliveryAnswer(status=DeliveryStatus.SUCCESS)
+        # Not in the contract (perhaps a newer type than this build knows): dead-lettered, so it can be replayed
+        # once this service understands it, never silently lost.
+        logger.warning("dropping event of unknown type", extra={"event_id": cloud_event.id, "type": cloud_event.type})
+        return DeliveryAnswer(status=DeliveryStatus.DROP)
     except UnreadableEventError as error:
         logger.warning("dropping unreadable event", extra={"event_id": cloud_event.id, "reason": str(error)})
         return DeliveryAnswer(status=DeliveryStatus.DROP)
