@@ -68,7 +68,14 @@ class OutboxRelay:
         by_order: dict[str, list[OutboxEntry]] = defaultdict(list)
         for entry in owed:
             by_order[entry.partition_key].append(entry)
-        published_per_order = await asyncio.gather(*(self._publish_in_order(entries) for entries in by_order.values()))
+        oldest, *others = by_order.values()
+        # The oldest order's events go first, alone: if the broker refuses those, it is down or paused, and
+        # sending every other order's events at it too would only load this process while it is (a create
+        # answered in 1.2 s instead of 60 ms during a 20 s pause when every owed order was tried each cycle).
+        published_first = await self._publish_in_order(oldest)
+        published_per_order = [published_first]
+        if len(published_first) == len(oldest):
+            published_per_order += await asyncio.gather(*(self._publish_in_order(entries) for entries in others))
         published = [entry for entries in published_per_order for entry in entries]
         if published:
             await self.outbox.settle(published)

@@ -90,9 +90,30 @@ async def test_an_orders_later_event_never_overtakes_an_earlier_one_that_failed(
 
     refusing = RefusesFirstOfA()
     relay.publisher = refusing
-    owe(outbox, owed_cancellation("a", 1), owed_cancellation("a", 2), owed_cancellation("b", 1))
+    owe(outbox, owed_cancellation("b", 0), owed_cancellation("a", 1), owed_cancellation("a", 2))
 
     assert not await relay.relay_once()
 
-    assert [entry.event_id for entry in refusing.entries] == ["b-1"]
+    assert [entry.event_id for entry in refusing.entries] == ["b-0"]
     assert set(outbox.outbox) == {"a-1", "a-2"}
+
+
+@pytest.mark.anyio
+async def test_while_the_oldest_event_is_refused_no_other_order_is_tried(
+    relay: OutboxRelay, outbox: FakeOrderRepository
+) -> None:
+    class CountingRefusals(FakeEventPublisher):
+        attempts = 0
+
+        async def publish(self, entry: OutboxEntry) -> None:
+            self.attempts += 1
+            raise ConnectionError("broker paused")
+
+    refusing = CountingRefusals()
+    relay.publisher = refusing
+    owe(outbox, *(owed_cancellation(f"order-{index}", index) for index in range(50)))
+
+    assert not await relay.relay_once()
+
+    assert refusing.attempts == 1
+    assert len(outbox.outbox) == 50
