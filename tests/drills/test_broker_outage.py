@@ -35,6 +35,17 @@ def _drill(
     break_broker()
     before_outage = len(stream.answers)
     outage_started = time.monotonic()
+    # Readiness stays green (orders can be stored) and says that publishing is failing.
+    readiness = eventually(
+        lambda: (
+            (ready := httpx.get("http://127.0.0.1:8000/readyz", timeout=5)).json()["event_publishing"] == "failing"
+            and ready
+        ),
+        timeout=30,
+        what="readiness to report the broker outage",
+    )
+    assert readiness.status_code == 200
+    assert readiness.json()["events_owed"] > 0
     eventually(lambda: len(stream.answers) >= before_outage + OUTAGE_ORDERS, timeout=120, what="the outage")
     during_outage = stream.answers[before_outage:]
     mend_broker()
@@ -59,6 +70,20 @@ def _drill(
         what=f"all {len(accepted)} accepted orders shipped",
     )
     drained_seconds = time.monotonic() - mended_at
+    eventually(
+        lambda: (
+            httpx.get("http://127.0.0.1:8000/readyz", timeout=5).json()
+            == {
+                "ready": True,
+                "state_store": "ok",
+                "event_publishing": "ok",
+                "events_owed": 0,
+                "last_publish_error": None,
+            }
+        ),
+        timeout=30,
+        what="readiness to report publishing healthy and nothing owed",
+    )
     shipped = shipments_per_order()
     assert all(shipped[order_id] == 1 for order_id in accepted), "an order shipped twice"
     for order_id in accepted[:: max(1, len(accepted) // 20)]:  # and the orders themselves say so

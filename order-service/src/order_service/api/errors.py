@@ -3,7 +3,7 @@
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from order_service.api.problems import problem_response
+from order_service.api.problems import Violation, problem_response
 from order_service.domain import OrderNotCancellableError, OrderNotFoundError
 from order_service.handlers import IdempotencyKeyReusedError, RequestInFlightError
 
@@ -18,8 +18,12 @@ async def _not_cancellable(request: Request, error: Exception) -> JSONResponse:
 
 
 async def _key_reused(request: Request, error: Exception) -> JSONResponse:
+    message = "This Idempotency-Key was already used with a different request body."
     return problem_response(
-        422, "Unprocessable Content", "This Idempotency-Key was already used with a different request body."
+        422,
+        "Unprocessable Content",
+        message,
+        errors=[Violation(pointer=None, parameter="Idempotency-Key", message=message).model_dump()],
     )
 
 

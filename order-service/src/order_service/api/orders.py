@@ -59,7 +59,11 @@ async def create_order(
     response: Response,
     idempotency_key: Annotated[
         str | None,
-        Header(alias="Idempotency-Key", description="1-255 printable ASCII characters; makes retries safe."),
+        Header(
+            alias="Idempotency-Key",
+            description="1-255 printable ASCII characters; makes retries safe. Another key answers 400.",
+            json_schema_extra={"minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+        ),
     ] = None,
 ) -> OrderOut:
     idempotency = None
@@ -98,7 +102,7 @@ async def get_order(order_id: OrderId, handlers: OrderHandlersDep) -> OrderOut:
         "Cancels a `pending` or `processing` order and publishes `order.cancelled.v1`; cancelling a cancelled order "
         "again answers 200. A `shipped`, `delivered` or `failed` order can no longer be cancelled (409)."
     ),
-    responses={code: PROBLEM_RESPONSES[code] for code in (404, 409, 413, 415, 422)},
+    responses={code: PROBLEM_RESPONSES[code] for code in (400, 404, 409, 413, 415, 422)},
 )
 async def cancel_order(
     order_id: OrderId, handlers: OrderHandlersDep, body: Annotated[CancelOrderRequest | None, Body()] = None

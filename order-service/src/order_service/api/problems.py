@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final, TypeVar
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -437,7 +438,8 @@ async def read_json_body(request: Request, max_bytes: int = DEFAULT_MAX_BODY_BYT
 
 
 def _instance(request: Request) -> str:
-    return request.url.path
+    """The request's path as a URI reference: Starlette decodes it, so encode it again (spaces, non-ASCII)."""
+    return quote(request.url.path, safe="/")
 
 
 async def _handle_problem_error(request: Request, exc: Exception) -> Response:
