@@ -7,7 +7,7 @@ PYTEST := $(UV) run --frozen pytest
 TEST_DIRS := contracts/tests order-service/tests fulfillment-service/tests shipping-mock/tests tools/tests
 
 
-.PHONY: dead-letters replay-dead-letters
+.PHONY: dead-letters replay-dead-letters bench
 .PHONY: help install up down test lint test-unit test-stack test-launcher drills contracts-deps format
 
 help: ## List the targets
@@ -34,6 +34,9 @@ dead-letters: ## List what landed in order-events-dlq (one copy per consumer gro
 
 replay-dead-letters: ## Republish dead letters onto order-events: all pending, or ADDRESSES="p:o ..."
 	$(UV) run --frozen devstack replay-dead-letters $(ADDRESSES)
+
+bench: install ## Order creation at fixed rates (vegeta), on its own stack: latency percentiles -> bench/results/
+	$(UV) run --frozen python bench/order_creation.py $(BENCH_ARGS)
 
 lint: ## ruff + mypy (strict)
 	$(UV) run --frozen ruff check .
