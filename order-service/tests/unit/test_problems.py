@@ -1,13 +1,12 @@
 """RFC 9457 problem answers: the handlers, JSON pointers, the body reader and the OpenAPI documentation."""
 
-import asyncio
 import json
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Annotated, Any
 
 import pytest
-from fastapi import FastAPI, HTTPException, Path, Request
+from fastapi import FastAPI, HTTPException, Path
 from fastapi.testclient import TestClient
 from httpx import Response
 from order_service.api.problems import (
@@ -21,14 +20,11 @@ from order_service.api.problems import (
     install_problem_handlers,
     json_pointer,
     problem_response,
-    read_json_body,
     status_title,
-    validate_json_body,
     violations_from_validation_error,
 )
 from order_service.api.schemas import CreateOrderRequest
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
-from starlette.types import Message
 
 MAX_BYTES = 1024
 
@@ -58,11 +54,6 @@ def make_app() -> FastAPI:
     @app.post("/orders", status_code=201, responses={c: PROBLEM_RESPONSES[c] for c in (400, 413, 415, 422)})
     async def create_order(body: CreateOrderRequest) -> dict[str, str]:
         return {"currency": body.currency, "unit_price": str(body.items[0].unit_price)}
-
-    @app.post("/raw-orders", status_code=201, responses={c: PROBLEM_RESPONSES[c] for c in (400, 413, 415, 422)})
-    async def create_order_from_raw_json(request: Request) -> dict[str, str]:
-        order = validate_json_body(CreateOrderRequest, await read_json_body(request, max_bytes=MAX_BYTES))
-        return {"currency": order.currency, "unit_price": str(order.items[0].unit_price)}
 
     @app.get("/orders/{order_id}", responses={404: PROBLEM_RESPONSES[404]})
     async def get_order(order_id: Annotated[str, Path(max_length=5)]) -> dict[str, str]:
@@ -149,7 +140,7 @@ def test_invalid_path_parameter_is_a_422_naming_the_parameter(client: TestClient
 
 # --- request bodies --------------------------------------------------------------------------------------------------
 
-BOTH_PATHS = pytest.mark.parametrize("path", ["/orders", "/raw-orders"])
+BOTH_PATHS = pytest.mark.parametrize("path", ["/orders"])
 
 
 @BOTH_PATHS
@@ -200,41 +191,6 @@ def test_an_empty_body_is_a_400_problem(client: TestClient, path: str) -> None:
 def test_a_body_that_is_not_json_is_a_415_problem(client: TestClient, path: str, content_type: str) -> None:
     response = client.post(path, content=json.dumps(valid_order()).encode(), headers={"content-type": content_type})
     problem(response, 415)
-
-
-@pytest.mark.parametrize(
-    "content_type", ["application/json; charset=latin-1", "application/merge-patch+json", "application/jsonx", ""]
-)
-def test_read_json_body_accepts_only_utf8_application_json(client: TestClient, content_type: str) -> None:
-    response = client.post(
-        "/raw-orders", content=json.dumps(valid_order()).encode(), headers={"content-type": content_type}
-    )
-    problem(response, 415)
-
-
-def test_a_body_over_the_limit_is_a_413_problem(client: TestClient) -> None:
-    order = valid_order()
-    order["customer"]["name"] = "N" * MAX_BYTES
-    response = client.post("/raw-orders", json=order)
-    document = problem(response, 413)
-    assert str(MAX_BYTES) in document["detail"]
-
-
-def test_a_streamed_body_over_the_limit_is_a_413_problem(client: TestClient) -> None:
-    def chunks() -> Iterator[bytes]:
-        for _ in range(10):
-            yield b" " * 512
-
-    response = client.post("/raw-orders", content=chunks(), headers={"content-type": "application/json"})
-    problem(response, 413)
-
-
-def test_a_body_at_the_limit_is_read(client: TestClient) -> None:
-    raw = json.dumps(valid_order()).encode()
-    response = client.post(
-        "/raw-orders", content=raw + b" " * (MAX_BYTES - len(raw)), headers={"content-type": "application/json"}
-    )
-    assert response.status_code == 201, response.text
 
 
 @BOTH_PATHS
@@ -296,21 +252,6 @@ def test_item_count_messages_are_readable(client: TestClient, items: list[Any], 
     assert document["errors"] == [{"pointer": "/items", "message": message}]
 
 
-def test_both_validation_paths_answer_the_same(client: TestClient) -> None:
-    order = valid_order()
-    order["currency"] = "JPY"
-    order["items"][0]["unit_price"] = 12.5
-    order["items"][0]["quantity"] = 2.0
-    order["customer"]["email"] = "jane"
-    answers = [client.post(path, json=order).json() for path in ("/orders", "/raw-orders")]
-    assert answers[0]["errors"] == answers[1]["errors"]
-    assert {error["pointer"] for error in answers[0]["errors"]} == {
-        "/items/0/unit_price",
-        "/items/0/quantity",
-        "/customer/email",
-    }
-
-
 @BOTH_PATHS
 def test_a_body_that_is_not_an_object_is_a_422_at_the_root(client: TestClient, path: str) -> None:
     document = problem(client.post(path, json=[valid_order()]), 422)
@@ -318,36 +259,6 @@ def test_a_body_that_is_not_an_object_is_a_422_at_the_root(client: TestClient, p
 
 
 # --- the body reader on its own ------------------------------------------------------------------------------------
-
-
-def test_read_json_body_stops_reading_after_the_limit() -> None:
-    chunk_size, chunks_sent = 100, 0
-
-    async def receive() -> Message:
-        nonlocal chunks_sent
-        chunks_sent += 1
-        return {"type": "http.request", "body": b"x" * chunk_size, "more_body": chunks_sent < 1000}
-
-    request = Request(
-        {"type": "http", "method": "POST", "path": "/", "headers": [(b"content-type", b"application/json")]},
-        receive,
-    )
-    with pytest.raises(ProblemError) as caught:
-        asyncio.run(read_json_body(request, max_bytes=250))
-    assert caught.value.status == 413
-    assert chunks_sent == 3
-
-
-def test_read_json_body_trusts_a_large_content_length_without_reading() -> None:
-    async def receive() -> Message:
-        raise AssertionError("the body must not be read")
-
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"70000")]
-    request = Request({"type": "http", "method": "POST", "path": "/", "headers": headers}, receive)
-    with pytest.raises(ProblemError) as caught:
-        asyncio.run(read_json_body(request))
-    assert caught.value.status == 413
-    assert "65536" in caught.value.detail
 
 
 # --- pointers and violations ---------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ collects. Ready when the broker answers an AdminClient call, never after a sleep
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 from confluent_kafka import ConsumerGroupState, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -149,7 +148,3 @@ def ensure_topics(topics: dict[str, int] = TOPICS) -> None:
     missing = [NewTopic(name, num_partitions=count) for name, count in topics.items() if name not in existing]
     for future in admin.create_topics(missing, operation_timeout=10).values() if missing else ():
         future.result(timeout=15)
-
-
-def log_path(layout: Layout) -> Path:
-    return layout.logs_dir / "kafka.log"

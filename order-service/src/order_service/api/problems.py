@@ -5,8 +5,7 @@
   problem schemas in ``/openapi.json``.
 * :func:`problem_response` builds a problem answer; :class:`ProblemError` is the exception routes raise for one.
 * :data:`PROBLEM_RESPONSES` holds the OpenAPI ``responses=`` entries for routes.
-* :func:`read_json_body` reads a JSON request body under a size limit (415, 413), and :func:`validate_json_body`
-  validates raw JSON against a model, reporting failures exactly as FastAPI's own body validation does.
+* Body size (413) and content type (415) are enforced before FastAPI reads a body, by ``api/body_limits.py``.
 
 Validation errors are reported as ``errors: [{"pointer": "/items/0/quantity", "message": "..."}]`` where the pointer
 is an RFC 6901 JSON Pointer into the request body: at the member itself for a wrong or unknown member, and where the
@@ -17,13 +16,12 @@ the RFC 9110 reason phrase of the status and the specifics are in ``detail``.
 
 from __future__ import annotations
 
-import codecs
 import json
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -35,7 +33,6 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = [
-    "DEFAULT_MAX_BODY_BYTES",
     "PROBLEM_MEDIA_TYPE",
     "PROBLEM_RESPONSES",
     "Problem",
@@ -46,18 +43,13 @@ __all__ = [
     "install_problem_handlers",
     "json_pointer",
     "problem_response",
-    "read_json_body",
     "status_title",
-    "validate_json_body",
     "violations_from_validation_error",
 ]
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
-DEFAULT_MAX_BODY_BYTES: Final = 64 * 1024
-
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 # --- the problem documents ------------------------------------------------------------------------------------------
@@ -371,67 +363,6 @@ def _request_violations(exc: RequestValidationError) -> list[Violation]:
             inner = loc[1:] if loc and loc[0] == "body" else loc
             violations.append(_violation(error, inner, body))
     return violations
-
-
-def validate_json_body(model: type[ModelT], raw: bytes) -> ModelT:
-    """``model.model_validate_json(raw)``, with failures raised as FastAPI's :class:`RequestValidationError`.
-
-    The handlers of :func:`install_problem_handlers` then answer 400 for malformed or empty JSON and 422 with every
-    violation otherwise, exactly as for a body FastAPI validated itself.
-    """
-    raw = raw.removeprefix(codecs.BOM_UTF8)  # as FastAPI's json.loads does: RFC 8259 lets parsers ignore it
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as error:
-        try:
-            body: Any = json.loads(raw)
-        except ValueError:
-            body = None
-        errors = [{**item, "loc": ("body", *item["loc"])} for item in error.errors(include_url=False)]
-        raise RequestValidationError(errors, body=body) from None
-
-
-# --- reading the body -----------------------------------------------------------------------------------------------
-
-
-def _is_json_content_type(content_type: str | None) -> bool:
-    if not content_type:
-        return False
-    media_type, *parameters = content_type.split(";")
-    if media_type.strip().lower() != "application/json":
-        return False
-    for parameter in parameters:
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in {"utf-8", "utf8"}:
-            return False
-    return True
-
-
-def _too_large(max_bytes: int) -> ProblemError:
-    return ProblemError(413, status_title(413), f"The request body exceeds {max_bytes} bytes.")
-
-
-async def read_json_body(request: Request, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> bytes:
-    """The raw body of a JSON request, at most ``max_bytes`` long. It consumes the request stream.
-
-    Raises:
-        ProblemError: 415 unless the Content-Type is ``application/json`` (parameters allowed; a charset must be
-            UTF-8); 413 when the declared Content-Length or the bytes actually sent exceed ``max_bytes``
-            (reading stops at the first byte over the limit).
-
-    An empty or malformed body is returned as is: :func:`validate_json_body` reports it as 400.
-    """
-    if not _is_json_content_type(request.headers.get("content-type")):
-        raise ProblemError(415, status_title(415), "The request body must be application/json (UTF-8).")
-    declared = request.headers.get("content-length", "").strip()
-    if declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
-        raise _too_large(max_bytes)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise _too_large(max_bytes)
-    return bytes(body)
 
 
 # --- handlers -------------------------------------------------------------------------------------------------------
