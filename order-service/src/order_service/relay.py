@@ -35,7 +35,7 @@ class OutboxRelay:
     concurrency: int = 4
     """Orders whose events are in flight at once. The relay shares the event loop (and 2 cores) with the API:
     draining a backlog of 200 orders all at once after a broker pause made creates wait up to 2.0 s; 16 at a time,
-    up to 1.4 s; 4 at a time, under 0.4 s, with the backlog still drained in about 6 s (the pause drill)."""
+    up to 1.4 s; 4 at a time, 0.2-0.8 s, with the backlog still drained in about 6 s (the pause drill)."""
     scan_interval: float = 1.0
     max_backoff: float = 8.0
     status: RelayStatus = field(default_factory=RelayStatus)
