@@ -4,27 +4,12 @@ import copy
 from typing import Any
 
 import httpx
+from order_service.api.schemas import EXAMPLE_ORDER
 
 from tests.support.polling import eventually
 
-VALID_ORDER: dict[str, Any] = {
-    "customer": {
-        "id": "cust-42",
-        "name": "Jane Doe",
-        "email": "jane.doe@example.com",
-        "phone": "+44 20 7946 0000",
-        "shipping_address": {
-            "line1": "1 Example Street",
-            "line2": None,
-            "city": "London",
-            "region": None,
-            "postal_code": "SW1A 1AA",
-            "country": "GB",
-        },
-    },
-    "items": [{"sku": "BOOK-123", "quantity": 2, "unit_price": "12.50"}],
-    "currency": "GBP",
-}
+VALID_ORDER: dict[str, Any] = copy.deepcopy(EXAMPLE_ORDER)
+"""The order the API documents as its example (order-service/api/schemas.py), valid by construction."""
 
 
 def new_order(**changes: Any) -> dict[str, Any]:

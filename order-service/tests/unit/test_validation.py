@@ -1,5 +1,6 @@
 """Strict validation of the POST /orders body, and the ISO reference data behind it."""
 
+import copy
 import json
 from collections.abc import Callable
 from decimal import Decimal
@@ -9,7 +10,7 @@ import pycountry
 import pytest
 from order_service import reference_data
 from order_service.api.problems import violations_from_validation_error
-from order_service.api.schemas import CreateOrderRequest, LineItemIn
+from order_service.api.schemas import EXAMPLE_ORDER, CreateOrderRequest, LineItemIn
 from order_service.reference_data import is_country_code, is_currency_code, minor_units
 from pydantic import ValidationError
 
@@ -17,24 +18,7 @@ Payload = dict[str, Any]
 
 
 def valid_payload() -> Payload:
-    return {
-        "customer": {
-            "id": "cust-42",
-            "name": "Jane Doe",
-            "email": "jane.doe@example.com",
-            "phone": "+44 20 7946 0000",
-            "shipping_address": {
-                "line1": "1 Example Street",
-                "line2": None,
-                "city": "London",
-                "region": None,
-                "postal_code": "SW1A 1AA",
-                "country": "GB",
-            },
-        },
-        "items": [{"sku": "BOOK-123", "quantity": 2, "unit_price": "12.50"}],
-        "currency": "GBP",
-    }
+    return copy.deepcopy(EXAMPLE_ORDER)
 
 
 def item(sku: str = "BOOK-123", quantity: Any = 2, unit_price: Any = "12.50") -> Payload:
