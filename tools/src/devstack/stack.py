@@ -1,5 +1,6 @@
 """The whole local stack, in start order: Kafka (+ topics), placement, scheduler, then `dapr run -f`."""
 
+import errno
 import signal
 import socket
 import subprocess
@@ -54,10 +55,21 @@ def stack_ports() -> list[int]:
 
 
 def ports_in_use(ports: list[int]) -> list[int]:
+    """The ports a server of the stack could not bind on 127.0.0.1 right now.
+
+    Probed by binding (with SO_REUSEADDR, as the servers do, so connections in TIME_WAIT don't count), never by
+    connecting: a connect to a free port inside the ephemeral range can succeed against itself (TCP simultaneous
+    open when the kernel picks that very port as the source), which once reported a free gRPC port as taken.
+    """
     busy = []
     for port in ports:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            if probe.connect_ex((LOOPBACK, port)) == 0:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((LOOPBACK, port))
+            except OSError as error:
+                if error.errno != errno.EADDRINUSE:
+                    raise
                 busy.append(port)
     return busy
 
