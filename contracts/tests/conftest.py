@@ -8,9 +8,12 @@ from order_contracts.events import (
     Address,
     Customer,
     EventData,
+    FulfillmentAttemptFailed,
+    FulfillmentDelivered,
     FulfillmentFailed,
     FulfillmentShipped,
     FulfillmentStarted,
+    FulfillmentVoided,
     LineItem,
     OrderCancelled,
     OrderCreated,
@@ -35,10 +38,19 @@ EXAMPLES: tuple[EventData, ...] = (
     ),
     OrderCancelled(order_id=ORDER_ID, reason="changed my mind", cancelled_at=AT),
     FulfillmentStarted(order_id=ORDER_ID, picked_up_at=AT),
+    FulfillmentAttemptFailed(
+        order_id=ORDER_ID,
+        attempt=1,
+        error="carrier answered 503",
+        failed_at=AT,
+        next_attempt_at=datetime(2026, 3, 14, 9, 27, 23, tzinfo=UTC),
+    ),
     FulfillmentShipped(
         order_id=ORDER_ID, carrier="mock", tracking_number="TRK-1", shipment_id="shp-1", shipped_at=AT, attempts=1
     ),
     FulfillmentFailed(order_id=ORDER_ID, reason="carrier rejected the address", failed_at=AT, attempts=3),
+    FulfillmentVoided(order_id=ORDER_ID, shipment_id="shp-1", voided_at=AT),
+    FulfillmentDelivered(order_id=ORDER_ID, shipment_id="shp-1", delivered_at=AT),
 )
 
 

@@ -1,33 +1,149 @@
-"""Test doubles for the fulfillment service's ports."""
+"""Test doubles for the fulfillment service's ports (in memory, with ETags and the work index, like the real state
+store), a clock the tests move by hand, test data, and `eventually` for waiting on the shipping worker."""
 
-from fulfillment_service.adapters.carrier import AbstractCarrier, CarrierRejectedError, Shipment
+import asyncio
+import itertools
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from fulfillment_service.adapters.carrier import AbstractCarrier, CarrierRejectedError, CarrierUnavailableError
 from fulfillment_service.adapters.events import AbstractEventPublisher
-from fulfillment_service.adapters.records import AbstractFulfillmentRecords, FulfillmentRecord
-from order_contracts.events import EventData, OrderCreated
+from fulfillment_service.adapters.fulfillments import AbstractFulfillmentStore, ConcurrentUpdateError, StoredFulfillment
+from fulfillment_service.domain import FulfillmentRecord, FulfillmentStatus, Shipment
+from order_contracts.events import Address, Customer, EventData, LineItem, OrderCancelled, OrderCreated
+
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+SIDECAR_TOKEN = "test-app-api-token"
+"""The APP_API_TOKEN the test apps are configured with."""
+SIDECAR_HEADERS = {"dapr-api-token": SIDECAR_TOKEN}
+"""What the sidecar sends with every call to the app: the event endpoints require it."""
+WEBHOOK_SECRET = "test-carrier-webhook-secret"
+"""The CARRIER_WEBHOOK_SECRET the test apps are configured with."""
 
 
-class FakeFulfillmentRecords(AbstractFulfillmentRecords):
+def order_created(order_id: str = "order-1") -> OrderCreated:
+    return OrderCreated(
+        order_id=order_id,
+        customer=Customer(
+            id="cust-42",
+            name="Jane Doe",
+            email="jane@example.com",
+            shipping_address=Address(line1="1 Example Street", city="London", postal_code="SW1A 1AA", country="GB"),
+        ),
+        items=[LineItem(sku="BOOK-123", quantity=2, unit_price="12.50")],
+        currency="GBP",
+        total="25.00",
+        created_at=T0 - timedelta(minutes=1),
+    )
+
+
+def order_cancelled(order_id: str = "order-1") -> OrderCancelled:
+    return OrderCancelled(order_id=order_id, reason="changed my mind", cancelled_at=T0)
+
+
+class FakeClock:
+    """Stands in for `utc_now`: time moves only when the test says so."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, by: timedelta) -> None:
+        self.now += by
+
+
+class FakeFulfillmentStore(AbstractFulfillmentStore):
+    """Records and their work index in memory. Like DaprFulfillmentStore: a write must carry the record's current
+    ETag (None: the record must not exist yet), and indexes the record by `record.due_at(now)`, atomically."""
+
     def __init__(self) -> None:
-        self.records: dict[str, str] = {}
+        self._records: dict[str, tuple[str, str]] = {}
+        """Order id -> (the record as JSON, its ETag)."""
+        self._etags = itertools.count(1)
+        self.index: dict[str, datetime] = {}
+        """The work index: order id -> when it is due."""
+        self.reads: list[str] = []
+        """The order id of every `get`, in order."""
+        self.writes: dict[str, list[FulfillmentRecord]] = {}
+        """Per order, every record written, in order."""
 
-    async def get(self, order_id: str) -> FulfillmentRecord | None:
-        stored = self.records.get(order_id)
-        return FulfillmentRecord.model_validate_json(stored) if stored else None
+    async def get(self, order_id: str) -> StoredFulfillment | None:
+        self.reads.append(order_id)
+        stored = self._records.get(order_id)
+        if stored is None:
+            return None
+        payload, etag = stored
+        return StoredFulfillment(record=FulfillmentRecord.model_validate_json(payload), etag=etag)
 
-    async def save(self, record: FulfillmentRecord) -> None:
-        self.records[record.order_id] = record.model_dump_json()
+    async def save(self, record: FulfillmentRecord, etag: str | None, *, now: datetime) -> None:
+        current = self._records.get(record.order_id)
+        if (current[1] if current else None) != etag:
+            raise ConcurrentUpdateError(record.order_id)
+        self._records[record.order_id] = (record.model_dump_json(), str(next(self._etags)))
+        self.writes.setdefault(record.order_id, []).append(record.model_copy(deep=True))
+        due = record.due_at(now)
+        if due is None:
+            self.index.pop(record.order_id, None)
+        else:
+            self.index[record.order_id] = due
+
+    async def due(self, now: datetime) -> list[str]:
+        return [order_id for at, order_id in sorted((at, order_id) for order_id, at in self.index.items()) if at <= now]
+
+    def record(self, order_id: str) -> FulfillmentRecord:
+        """The stored record (a copy); fails the test if there is none."""
+        stored = self._records.get(order_id)
+        assert stored is not None, f"no record for {order_id}"
+        return FulfillmentRecord.model_validate_json(stored[0])
+
+    def statuses(self, order_id: str) -> list[FulfillmentStatus]:
+        """The status of every record written for the order, in order."""
+        return [record.status for record in self.writes.get(order_id, [])]
+
+    def has(self, order_id: str) -> bool:
+        return order_id in self._records
 
 
 class FakeCarrier(AbstractCarrier):
-    """Creates one shipment per order id (like the real carrier's idempotency key), or rejects or fails."""
+    """One shipment per order id, as the real carrier's idempotency key guarantees. Can be told to reject, to be
+    unavailable, or to hold every call until released; records every call."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
+        """The order id of every create_shipment call, in order (counted when the call arrives)."""
+        self.voids: list[str] = []
+        """The shipment id of every void_shipment call, in order."""
         self.shipments: dict[str, Shipment] = {}
+        """Order id -> the shipment created for it."""
+        self.voided: set[str] = set()
         self.failure: Exception | None = None
+        """Raised by every create_shipment call while set."""
+        self._released: asyncio.Event | None = None
+
+    def reject(self, reason: str) -> None:
+        self.failure = CarrierRejectedError(reason)
+
+    def be_unavailable(self, error: str = "HTTP 503: carrier down") -> None:
+        self.failure = CarrierUnavailableError(error)
+
+    def recover(self) -> None:
+        self.failure = None
+
+    def hold(self) -> None:
+        """Calls from now on wait (after being counted) until `release`."""
+        self._released = asyncio.Event()
+
+    def release(self) -> None:
+        if self._released is not None:
+            self._released.set()
+        self._released = None
 
     async def create_shipment(self, order: OrderCreated) -> Shipment:
         self.calls.append(order.order_id)
+        await self._wait_if_held()
         if self.failure is not None:
             raise self.failure
         return self.shipments.setdefault(
@@ -35,13 +151,51 @@ class FakeCarrier(AbstractCarrier):
             Shipment(shipment_id=f"shp-{order.order_id}", carrier="Fake Parcel", tracking_number=f"T-{order.order_id}"),
         )
 
-    def reject(self, reason: str) -> None:
-        self.failure = CarrierRejectedError(reason)
+    async def void_shipment(self, shipment_id: str) -> None:
+        self.voids.append(shipment_id)
+        await self._wait_if_held()
+        if shipment_id not in {shipment.shipment_id for shipment in self.shipments.values()}:
+            raise CarrierRejectedError(f"no shipment {shipment_id}")
+        self.voided.add(shipment_id)  # voiding a voided shipment changes nothing, as at the real carrier
+
+    async def _wait_if_held(self) -> None:
+        if self._released is not None:
+            await self._released.wait()
 
 
 class FakeEventPublisher(AbstractEventPublisher):
+    """Records what reached the "broker"; `failing` makes it refuse, as a broker outage does."""
+
     def __init__(self) -> None:
         self.published: list[EventData] = []
+        self.refused: list[EventData] = []
+        self.failing: Exception | None = None
 
     async def publish(self, event: EventData) -> None:
+        if self.failing is not None:
+            self.refused.append(event)
+            raise self.failing
         self.published.append(event)
+
+    def of_type(self, event_type: str) -> list[EventData]:
+        return [event for event in self.published if event.event_type == event_type]
+
+
+class RecordingWaker:
+    """Stands in for `ShippingWorker.wake` where no worker runs: records which orders it was woken for."""
+
+    def __init__(self) -> None:
+        self.order_ids: list[str] = []
+
+    def __call__(self, order_id: str) -> None:
+        self.order_ids.append(order_id)
+
+
+async def eventually(condition: Callable[[], bool], *, within: float = 5.0, what: str = "") -> None:
+    """Let the event loop run until `condition` holds; fail after `within` seconds (a deadline, not a wait)."""
+    try:
+        async with asyncio.timeout(within):
+            while not condition():  # noqa: ASYNC110 (the fakes' state changes signal nothing to wait on)
+                await asyncio.sleep(0.001)
+    except TimeoutError:
+        raise AssertionError(f"not within {within} s: {what or condition}") from None

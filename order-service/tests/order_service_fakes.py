@@ -17,6 +17,11 @@ from order_service.adapters.outbox import AbstractOutbox, OutboxEntry
 from order_service.adapters.readiness import Readiness
 from order_service.domain import Order
 
+SIDECAR_TOKEN = "test-app-api-token"
+"""The APP_API_TOKEN the test apps are configured with."""
+SIDECAR_HEADERS = {"dapr-api-token": SIDECAR_TOKEN}
+"""What the sidecar sends with every call to the app: the event endpoints require it."""
+
 
 class FakeOrderRepository(AbstractOrderRepository, AbstractOutbox):
     """Orders and their outbox in one in-memory store: writes are atomic, as the real transactions are."""

@@ -20,7 +20,7 @@ def test_an_order_posted_to_the_api_ships_within_5_seconds(order_api: httpx.Clie
     assert order["status"] in {"pending", "processing", "shipped"}
     shipped = wait_for_status(order_api, order["id"], "shipped", timeout=PICKUP_AND_SHIP_WITHIN_SECONDS)
     assert time.monotonic() - posted_at < PICKUP_AND_SHIP_WITHIN_SECONDS
-    assert [entry["status"] for entry in shipped["history"]] == ["pending", "processing", "shipped"]
+    assert [entry["status"] for entry in shipped["history"]][:3] == ["pending", "processing", "shipped"]
     assert shipped["fulfillment"]["tracking_number"]
     assert shipped["fulfillment"]["carrier"]
 

@@ -103,12 +103,51 @@ class FulfillmentFailed(EventData):
     attempts: int = Field(ge=0)
 
 
+class FulfillmentAttemptFailed(EventData):
+    """One attempt to create the shipment failed in a way worth retrying (carrier down, slow or erroring, after the
+    sidecar's own retries); the order stays in fulfillment and the next attempt is scheduled."""
+
+    event_type: ClassVar[str] = "fulfillment.attempt_failed.v1"
+
+    attempt: int = Field(ge=1, description="1 for the first attempt; one attempt spans the sidecar's fast retries.")
+    error: str
+    failed_at: AwareDatetime
+    next_attempt_at: AwareDatetime | None = Field(
+        default=None,
+        description="When fulfillment tries again; absent when it gave up (fulfillment.failed.v1 follows).",
+    )
+
+    def event_id(self) -> str:
+        return f"{self.event_type}:{self.order_id}:{self.attempt}"
+
+
+class FulfillmentVoided(EventData):
+    """The order was cancelled after its shipment was created: the carrier voided that shipment."""
+
+    event_type: ClassVar[str] = "fulfillment.voided.v1"
+
+    shipment_id: str
+    voided_at: AwareDatetime
+
+
+class FulfillmentDelivered(EventData):
+    """The carrier reported the shipment delivered."""
+
+    event_type: ClassVar[str] = "fulfillment.delivered.v1"
+
+    shipment_id: str
+    delivered_at: AwareDatetime
+
+
 EVENT_MODELS: tuple[type[EventData], ...] = (
     OrderCreated,
     OrderCancelled,
     FulfillmentStarted,
+    FulfillmentAttemptFailed,
     FulfillmentShipped,
     FulfillmentFailed,
+    FulfillmentVoided,
+    FulfillmentDelivered,
 )
 """Every event type this contract defines, in lifecycle order."""
 

@@ -1,66 +1,95 @@
-"""The fulfillment use case: pick an order up, ship it through the carrier, report progress."""
+"""The fulfillment use cases on the delivery path: pick an order up, stop it on cancel, hear the carrier's delivery.
+
+None of them calls the carrier: each records what is to be done (the record and its work-index entry, in one state
+transaction) and wakes the shipping worker (worker.py). So a Kafka delivery is answered in a few milliseconds
+whatever the carrier does, and the orders behind it on the partition are never held up.
+"""
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from order_contracts.events import FulfillmentFailed, FulfillmentShipped, FulfillmentStarted, OrderCreated
+from order_contracts.events import FulfillmentStarted, OrderCancelled, OrderCreated
 
-from fulfillment_service.adapters.carrier import AbstractCarrier, CarrierRejectedError
 from fulfillment_service.adapters.events import AbstractEventPublisher
-from fulfillment_service.adapters.records import AbstractFulfillmentRecords, FulfillmentRecord, FulfillmentStage
+from fulfillment_service.adapters.fulfillments import AbstractFulfillmentStore, ConcurrentUpdateError
+from fulfillment_service.domain import FulfillmentRecord
 
 logger = logging.getLogger(__name__)
+
+CONFLICT_ATTEMPTS = 20
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class UnknownOrderError(Exception):
+    """Fulfillment never picked this order up."""
+
+
 @dataclass
 class FulfillmentHandlers:
-    records: AbstractFulfillmentRecords
-    carrier: AbstractCarrier
+    store: AbstractFulfillmentStore
     publisher: AbstractEventPublisher
+    wake_worker: Callable[[str], None]
+    worker_id: str
+    lease_for: timedelta
     clock: Callable[[], datetime] = utc_now
 
-    async def fulfil(self, order: OrderCreated) -> None:
-        """Ship a newly created order once; a redelivery of a handled order starts nothing new, but publishes its
-        outcome again (same event id: consumers see it once), in case the first publish was lost.
+    async def pick_up(self, order: OrderCreated) -> None:
+        """Record the order as picked up and its shipping work as due now, then say so (`fulfillment.started.v1`).
 
-        CarrierUnavailableError propagates: the delivery is retried, and the carrier's idempotency key (derived
-        from the order id) keeps the retry from creating a second shipment.
+        A redelivery (same event, or the same order again) starts nothing new; it publishes the pickup again with
+        the same event id, in case the first publish was lost. If that publish fails, the caller has the delivery
+        retried: the work is already safe.
         """
-        record = await self.records.get(order.order_id)
-        if record is not None and record.outcome is not None:
-            logger.info("order already handled", extra={"order_id": order.order_id, "stage": record.stage})
-            await self.publisher.publish(record.outcome)
-            return
-        if record is None:
-            record = FulfillmentRecord(
-                order_id=order.order_id, stage=FulfillmentStage.PICKED_UP, picked_up_at=self.clock()
-            )
-            await self.records.save(record)
-        await self.publisher.publish(FulfillmentStarted(order_id=order.order_id, picked_up_at=record.picked_up_at))
-        record.attempts += 1
-        try:
-            shipment = await self.carrier.create_shipment(order)
-        except CarrierRejectedError as rejection:
-            record.stage = FulfillmentStage.FAILED
-            record.outcome = FulfillmentFailed(
-                order_id=order.order_id, reason=str(rejection), failed_at=self.clock(), attempts=record.attempts
-            )
+        stored = await self.store.get(order.order_id)
+        if stored is None:
+            now = self.clock()
+            record = FulfillmentRecord.pick_up(order, at=now, worker=self.worker_id, lease_for=self.lease_for)
+            await self.store.save(record, None, now=now)
+            self.wake_worker(order.order_id)
+            picked_up_at = record.picked_up_at
+            logger.info("order picked up", extra={"order_id": order.order_id})
         else:
-            record.stage = FulfillmentStage.SHIPPED
-            record.outcome = FulfillmentShipped(
-                order_id=order.order_id,
-                carrier=shipment.carrier,
-                tracking_number=shipment.tracking_number,
-                shipment_id=shipment.shipment_id,
-                shipped_at=self.clock(),
-                attempts=record.attempts,
-            )
-        await self.records.save(record)
-        await self.publisher.publish(record.outcome)
-        logger.info("order fulfilled", extra={"order_id": order.order_id, "stage": record.stage})
+            picked_up_at = stored.record.picked_up_at
+            logger.info("order already picked up", extra={"order_id": order.order_id})
+        await self.publisher.publish(FulfillmentStarted(order_id=order.order_id, picked_up_at=picked_up_at))
+
+    async def cancel(self, cancellation: OrderCancelled) -> None:
+        """Drop the order's work, or have its shipment voided if the carrier created one already."""
+        try:
+            changed = await self._update(cancellation.order_id, lambda record, _: record.cancel())
+        except UnknownOrderError:
+            logger.warning("cancel for an order never picked up", extra={"order_id": cancellation.order_id})
+            return
+        if changed:
+            logger.info("fulfillment cancelled", extra={"order_id": cancellation.order_id})
+
+    async def record_delivery(self, *, order_id: str, shipment_id: str, delivered_at: datetime) -> bool:
+        """The carrier delivered the shipment; False when this changes nothing (the report came before).
+        UnknownOrderError if fulfillment never picked that order up."""
+        return await self._update(
+            order_id, lambda record, _: record.record_delivery(shipment_id=shipment_id, at=delivered_at)
+        )
+
+    async def _update(self, order_id: str, change: Callable[[FulfillmentRecord, datetime], object]) -> bool:
+        """Apply `change` to the record as it is now and store it; False if it changed nothing."""
+        for _ in range(CONFLICT_ATTEMPTS):
+            stored = await self.store.get(order_id)
+            if stored is None:
+                raise UnknownOrderError(order_id)
+            before = stored.record.model_copy(deep=True)
+            now = self.clock()
+            change(stored.record, now)
+            if stored.record == before:
+                return False
+            try:
+                await self.store.save(stored.record, stored.etag, now=now)
+            except ConcurrentUpdateError:
+                continue
+            self.wake_worker(order_id)
+            return True
+        raise ConcurrentUpdateError(order_id)

@@ -1,9 +1,11 @@
 """The fulfillment service's app: assembles routers and builds its clients once, in the lifespan."""
 
+import asyncio
 import logging.config
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
 
 import httpx
 import uvicorn
@@ -12,10 +14,13 @@ from fastapi import FastAPI
 
 from fulfillment_service.adapters.carrier import DaprInvokedCarrier
 from fulfillment_service.adapters.events import DaprEventPublisher
-from fulfillment_service.adapters.records import DaprFulfillmentRecords
-from fulfillment_service.api import events, health
+from fulfillment_service.adapters.fulfillments import DaprFulfillmentStore
+from fulfillment_service.api import events, fulfillments, health, webhooks
+from fulfillment_service.api.problems import install_problem_handlers
 from fulfillment_service.config import Settings, get_settings
+from fulfillment_service.domain import RetryPolicy
 from fulfillment_service.handlers import FulfillmentHandlers
+from fulfillment_service.worker import ShippingWorker, WorkerSettings
 
 LOG_CONFIG = {
     "version": 1,
@@ -35,10 +40,28 @@ LOG_CONFIG = {
 CARRIER_CALL_TIMEOUT_SECONDS = 120.0
 """Our side of the call to the sidecar: longer than Dapr's whole retry budget (resiliency.yaml), which governs."""
 
+CARRIER_CONNECTION_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=20)
+"""The worker's own semaphore bounds concurrent calls (max_concurrent_carrier_calls); httpx's pool must not queue
+them behind it (its default of 100 would, silently)."""
+
 
 KEEP_ALIVE_SECONDS = 75
 """Longer than clients keep idle pooled connections: with uvicorn's 5 s default, a client reusing a connection just
 as the server closes it sees a reset (seen under a 1,000-order burst)."""
+
+
+def worker_settings(settings: Settings) -> WorkerSettings:
+    return WorkerSettings(
+        worker_id=settings.worker_id,
+        retry_policy=RetryPolicy(
+            first_delay=timedelta(seconds=settings.retry_first_delay_seconds),
+            max_delay=timedelta(seconds=settings.retry_max_delay_seconds),
+            give_up_after=timedelta(seconds=settings.give_up_after_seconds),
+        ),
+        lease_for=timedelta(seconds=settings.lease_seconds),
+        poll_interval=timedelta(seconds=settings.poll_seconds),
+        max_concurrent_calls=settings.max_concurrent_carrier_calls,
+    )
 
 
 @asynccontextmanager
@@ -47,16 +70,30 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     sidecar_port = int(os.environ.get("DAPR_HTTP_PORT", settings.dapr_http_port))
     async with (
         DaprClient() as dapr,
-        httpx.AsyncClient(timeout=CARRIER_CALL_TIMEOUT_SECONDS) as http,
+        httpx.AsyncClient(timeout=CARRIER_CALL_TIMEOUT_SECONDS, limits=CARRIER_CONNECTION_LIMITS) as http,
     ):
-        app.state.fulfillment_handlers = FulfillmentHandlers(
-            records=DaprFulfillmentRecords(dapr, settings.state_store),
-            carrier=DaprInvokedCarrier(
-                http, sidecar_url=f"http://127.0.0.1:{sidecar_port}", endpoint=settings.carrier_endpoint
-            ),
-            publisher=DaprEventPublisher(dapr, pubsub=settings.pubsub, topic=settings.topic, source=settings.app_id),
+        store = DaprFulfillmentStore(dapr, settings.state_store)
+        await store.create_shards()
+        publisher = DaprEventPublisher(dapr, pubsub=settings.pubsub, topic=settings.topic, source=settings.app_id)
+        carrier = DaprInvokedCarrier(
+            http, sidecar_url=f"http://127.0.0.1:{sidecar_port}", endpoint=settings.carrier_endpoint
         )
-        yield
+        worker = ShippingWorker(store, carrier, publisher, worker_settings(settings))
+        app.state.fulfillment_handlers = FulfillmentHandlers(
+            store=store,
+            publisher=publisher,
+            wake_worker=worker.wake,
+            worker_id=worker.worker_id,
+            lease_for=timedelta(seconds=settings.lease_seconds),
+        )
+        worker_task = asyncio.create_task(worker.run(), name="shipping worker")
+        try:
+            yield
+        finally:
+            worker_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await worker_task
+            await worker.stop()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -67,7 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings or get_settings()
+    install_problem_handlers(app)
     app.include_router(events.router)
+    app.include_router(webhooks.router)
+    app.include_router(fulfillments.router)
     app.include_router(health.router)
     return app
 

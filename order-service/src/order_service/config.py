@@ -1,15 +1,22 @@
 """Order service settings, from the environment (prefix ORDER_SERVICE_). The sidecar's own ports come from the
-DAPR_HTTP_PORT / DAPR_GRPC_PORT variables that `dapr run` sets, read by the Dapr SDK."""
+DAPR_HTTP_PORT / DAPR_GRPC_PORT variables that `dapr run` sets, read by the Dapr SDK; the token the sidecar proves
+itself with comes from APP_API_TOKEN, the variable daprd itself reads (no prefix)."""
 
 from functools import lru_cache
 
 from order_contracts.names import ORDER_EVENTS_TOPIC, PUBSUB_NAME
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+APP_API_TOKEN_ENV = "APP_API_TOKEN"  # noqa: S105 (a variable name, not a secret)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ORDER_SERVICE_")
 
+    app_api_token: SecretStr = Field(validation_alias=APP_API_TOKEN_ENV, min_length=1)
+    """Required. The sidecar sends it as the `dapr-api-token` header with every call to the app (daprd reads the
+    same variable); the event endpoints refuse calls without it, so only the sidecar can deliver events."""
     host: str = "127.0.0.1"
     port: int = 8000
     app_id: str = "order-service"

@@ -11,9 +11,12 @@ from enum import StrEnum
 from order_contracts.events import (
     Customer,
     EventData,
+    FulfillmentAttemptFailed,
+    FulfillmentDelivered,
     FulfillmentFailed,
     FulfillmentShipped,
     FulfillmentStarted,
+    FulfillmentVoided,
     LineItem,
 )
 from pydantic import BaseModel, ConfigDict, Field
@@ -71,12 +74,22 @@ class Fulfillment(BaseModel):
     picked_up_at: datetime | None = None
     attempts: int = 0
     last_error: str | None = None
+    """The error of the latest failed attempt; kept once the order ships or fails, as history."""
+    next_attempt_at: datetime | None = None
+    """When fulfillment tries again after a failed attempt; None once it shipped or gave up."""
     carrier: str | None = None
     tracking_number: str | None = None
     shipment_id: str | None = None
     shipped_at: datetime | None = None
     delivered_at: datetime | None = None
+    voided_at: datetime | None = None
+    """When the carrier voided the shipment because the order was cancelled after it shipped."""
     failure_reason: str | None = None
+
+    @property
+    def ended(self) -> bool:
+        """Fulfillment is over: shipped (or delivered) or given up; no further attempt will be made."""
+        return self.shipped_at is not None or self.delivered_at is not None or self.failure_reason is not None
 
 
 class Cancellation(BaseModel):
@@ -122,19 +135,38 @@ class Order(BaseModel):
             case FulfillmentStarted():
                 self._fulfillment().picked_up_at = event.picked_up_at
                 self._advance(OrderStatus.PROCESSING, at=event.picked_up_at)
+            case FulfillmentAttemptFailed():
+                details = self._fulfillment()
+                if event.attempt >= details.attempts:  # a late, older attempt never overwrites a newer one
+                    details.last_error = event.error
+                    if not details.ended:
+                        details.next_attempt_at = event.next_attempt_at
+                details.attempts = max(details.attempts, event.attempt)
+                self._advance(OrderStatus.PROCESSING, at=event.failed_at)
             case FulfillmentShipped():
                 details = self._fulfillment()
                 details.carrier = event.carrier
                 details.tracking_number = event.tracking_number
                 details.shipment_id = event.shipment_id
                 details.shipped_at = event.shipped_at
+                details.next_attempt_at = None
                 details.attempts = max(details.attempts, event.attempts)
                 self._advance(OrderStatus.SHIPPED, at=event.shipped_at)
             case FulfillmentFailed():
                 details = self._fulfillment()
                 details.failure_reason = event.reason
+                details.next_attempt_at = None
                 details.attempts = max(details.attempts, event.attempts)
                 self._advance(OrderStatus.FAILED, at=event.failed_at)
+            case FulfillmentDelivered():
+                details = self._fulfillment()
+                details.delivered_at = event.delivered_at
+                details.next_attempt_at = None
+                self._advance(OrderStatus.DELIVERED, at=event.delivered_at)
+            case FulfillmentVoided():
+                # The order was cancelled (final) before this: only the fulfillment block records the void.
+                self._fulfillment().voided_at = event.voided_at
+                self.updated_at = max(self.updated_at, event.voided_at)
             case _:
                 return False
         self.applied_event_ids.append(event_id)

@@ -49,8 +49,10 @@ class OutboxRelay:
         backoff = self.scan_interval
         while True:
             if self.status.publishing == "ok":
+                # Not asyncio.wait_for: on 3.11 it swallows a cancel that meets a wake-up, and run() never stops.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self.scan_interval)
+                    async with asyncio.timeout(self.scan_interval):
+                        await self._wake.wait()
             else:
                 await asyncio.sleep(backoff)  # a wake-up must not turn an outage into a busy loop
             self._wake.clear()

@@ -14,6 +14,7 @@ from order_service.config import Settings
 from order_service.handlers import OrderHandlers
 from order_service.main import create_app
 from order_service_fakes import (
+    SIDECAR_TOKEN,
     FakeEventPublisher,
     FakeIdempotencyKeys,
     FakeOrderRepository,
@@ -53,7 +54,7 @@ def readiness() -> FakeReadiness:
 
 @pytest.fixture
 def app(handlers: OrderHandlers, readiness: FakeReadiness) -> FastAPI:
-    app = create_app(Settings())
+    app = create_app(Settings(APP_API_TOKEN=SIDECAR_TOKEN))
     app.state.order_handlers = handlers
     app.state.readiness = readiness
     return app

@@ -1,4 +1,5 @@
-"""The sidecar's side of the API: GET /dapr/subscribe and deliveries to POST /events/order-events."""
+"""The sidecar's side of the API: GET /dapr/subscribe and deliveries to POST /events/order-events, which only the
+sidecar may call (it sends the `dapr-api-token` header)."""
 
 import json
 from typing import Any
@@ -8,7 +9,8 @@ import pytest
 from order_service.config import Settings
 from order_service.handlers import OrderHandlers
 from order_service.main import create_app
-from order_service_fakes import FakeReadiness
+from order_service_fakes import SIDECAR_HEADERS, SIDECAR_TOKEN, FakeReadiness
+from pydantic import ValidationError
 
 pytestmark = pytest.mark.anyio
 
@@ -38,7 +40,7 @@ def started(order_id: str) -> dict[str, Any]:
 async def deliver(client: httpx.AsyncClient, event: dict[str, Any]) -> str:
     """Deliver as the sidecar does, and return the status the app answers it with."""
     response = await client.post(
-        EVENTS, content=json.dumps(event), headers={"Content-Type": "application/cloudevents+json"}
+        EVENTS, content=json.dumps(event), headers={"Content-Type": "application/cloudevents+json", **SIDECAR_HEADERS}
     )
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
@@ -55,7 +57,7 @@ async def read(client: httpx.AsyncClient, order_id: str) -> dict[str, Any]:
 
 
 async def test_the_subscription_has_a_default_route_and_a_dead_letter_topic(client: httpx.AsyncClient) -> None:
-    response = await client.get("/dapr/subscribe")
+    response = await client.get("/dapr/subscribe", headers=SIDECAR_HEADERS)
 
     assert response.status_code == 200
     [subscription] = response.json()
@@ -68,12 +70,12 @@ async def test_the_subscription_has_a_default_route_and_a_dead_letter_topic(clie
 async def test_the_subscription_is_on_the_pubsub_and_topic_the_app_was_configured_with(
     handlers: OrderHandlers,
 ) -> None:
-    app = create_app(Settings(pubsub="other-pubsub", topic="other-topic"))
+    app = create_app(Settings(APP_API_TOKEN=SIDECAR_TOKEN, pubsub="other-pubsub", topic="other-topic"))
     app.state.order_handlers = handlers
     app.state.readiness = FakeReadiness()
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
-        response = await client.get("/dapr/subscribe")
+        response = await client.get("/dapr/subscribe", headers=SIDECAR_HEADERS)
 
     [subscription] = response.json()
     assert (subscription["pubsubname"], subscription["topic"]) == ("other-pubsub", "other-topic")
@@ -166,7 +168,115 @@ async def test_our_own_order_events_coming_back_change_nothing(
 async def test_a_delivery_that_is_no_cloudevent_is_dropped_not_retried(
     client: httpx.AsyncClient, envelope: Any
 ) -> None:
-    response = await client.post("/events/order-events", json=envelope)
+    response = await client.post("/events/order-events", json=envelope, headers=SIDECAR_HEADERS)
 
     assert response.status_code == 200  # any other status but 404 makes Dapr redeliver it forever
     assert response.json() == {"status": "DROP"}
+
+
+async def test_fulfillment_attempt_failed_shows_the_error_and_the_next_attempt(
+    client: httpx.AsyncClient, order: dict[str, Any]
+) -> None:
+    data = {
+        "order_id": order["id"],
+        "attempt": 1,
+        "error": "carrier answered 503",
+        "failed_at": "2025-06-01T12:00:05Z",
+        "next_attempt_at": "2025-06-01T12:00:35Z",
+    }
+    event = cloud_event(
+        "fulfillment.attempt_failed.v1", data, event_id=f"fulfillment.attempt_failed.v1:{order['id']}:1"
+    )
+
+    assert await deliver(client, event) == "SUCCESS"
+
+    folded = await read(client, order["id"])
+    assert folded["status"] == "processing"
+    assert folded["fulfillment"]["attempts"] == 1
+    assert folded["fulfillment"]["last_error"] == "carrier answered 503"
+    assert folded["fulfillment"]["next_attempt_at"] == "2025-06-01T12:00:35Z"
+    assert folded["fulfillment"]["voided_at"] is None
+
+
+# Only the sidecar may call the event endpoints.
+
+WRONG_TOKENS = [
+    pytest.param({}, id="no-header"),
+    pytest.param({"dapr-api-token": ""}, id="empty"),
+    pytest.param({"dapr-api-token": "not-the-token"}, id="wrong"),
+    pytest.param({"dapr-api-token": SIDECAR_TOKEN + "x"}, id="longer"),
+    pytest.param({"dapr-api-token": "tökén".encode()}, id="non-ascii"),
+    pytest.param({"Authorization": f"Bearer {SIDECAR_TOKEN}"}, id="other-header"),
+]
+
+
+def assert_unauthorized_problem(response: httpx.Response, path: str) -> None:
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"] == "APIKey"
+    problem = response.json()
+    assert problem["status"] == 401
+    assert problem["title"] == "Unauthorized"
+    assert "dapr-api-token" in problem["detail"]
+    assert SIDECAR_TOKEN not in response.text
+    assert problem["instance"] == path
+
+
+@pytest.mark.parametrize("headers", WRONG_TOKENS)
+async def test_a_delivery_without_the_sidecars_token_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient, order: dict[str, Any], headers: dict[str, Any]
+) -> None:
+    response = await client.post(
+        EVENTS,
+        content=json.dumps(started(order["id"])),
+        headers={"Content-Type": "application/cloudevents+json", **headers},
+    )
+
+    assert_unauthorized_problem(response, EVENTS)
+    assert await read(client, order["id"]) == order
+
+
+@pytest.mark.parametrize("headers", WRONG_TOKENS)
+async def test_the_subscriptions_are_refused_without_the_sidecars_token(
+    client: httpx.AsyncClient, headers: dict[str, Any]
+) -> None:
+    response = await client.get("/dapr/subscribe", headers=headers)
+
+    assert_unauthorized_problem(response, "/dapr/subscribe")
+
+
+async def test_the_token_is_checked_before_the_body_is_read(client: httpx.AsyncClient) -> None:
+    response = await client.post(EVENTS, content=b"not even json", headers={"Content-Type": "application/json"})
+
+    assert_unauthorized_problem(response, EVENTS)
+
+
+async def test_the_public_api_needs_no_token(client: httpx.AsyncClient, order: dict[str, Any]) -> None:
+    assert (await client.get(f"/orders/{order['id']}")).status_code == 200
+    assert (await client.get("/healthz")).status_code == 200
+    assert (await client.get("/readyz")).status_code == 200
+    assert (await client.post(f"/orders/{order['id']}/cancel")).status_code == 200
+
+
+def test_the_app_refuses_to_start_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("APP_API_TOKEN", raising=False)
+    monkeypatch.setenv("ORDER_SERVICE_APP_API_TOKEN", "the-prefixed-name-is-not-read")
+
+    with pytest.raises(ValidationError, match="APP_API_TOKEN"):
+        Settings()
+
+
+def test_the_token_is_read_from_app_api_token_as_daprd_reads_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_API_TOKEN", "from-the-environment")
+
+    settings = Settings()
+
+    assert settings.app_api_token.get_secret_value() == "from-the-environment"
+    assert "from-the-environment" not in repr(settings)
+
+
+def test_an_empty_token_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_API_TOKEN", "")
+
+    with pytest.raises(ValidationError, match="APP_API_TOKEN"):
+        Settings()

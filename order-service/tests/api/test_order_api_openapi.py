@@ -119,3 +119,21 @@ async def test_the_docs_page_is_html_that_loads_the_document(client: httpx.Async
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "/openapi.json" in response.text
+
+
+async def test_only_the_sidecars_endpoints_require_its_token(document: dict[str, Any]) -> None:
+    scheme = document["components"]["securitySchemes"]["DaprApiToken"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "dapr-api-token")
+
+    secured = {
+        (method, path)
+        for path, path_item in document["paths"].items()
+        for method, operation in path_item.items()
+        if operation.get("security")
+    }
+
+    assert secured == {("get", "/dapr/subscribe"), ("post", "/events/order-events")}
+    assert "security" not in document  # no global requirement: the order API and health are public
+    for method, path in secured:
+        assert operation(document, method, path)["security"] == [{"DaprApiToken": []}]
+        assert problem_schema(operation(document, method, path)["responses"]["401"]) == "#/components/schemas/Problem"

@@ -15,6 +15,8 @@ unknown members, bad headers, undocumented methods). Every answer is checked aga
 * ``missing_required_header``, ``unsupported_method``, ``allow_header_conformance``: headers the document requires
   are required, undocumented methods answer 405 with ``Allow``;
 * ``ensure_resource_availability`` (stateful run only): an order answered 201 can be read.
+* ``ignored_auth``: an operation that requires the sidecar's token (security scheme ``DaprApiToken``, the
+  ``dapr-api-token`` header) refuses a request without it or with a wrong one (401).
 
 Three runs: every operation on its own (``test_every_operation_answers_as_documented``, one test per operation),
 chains of calls that create, read and cancel orders (``test_order_workflows_answer_as_documented``), and the answers
@@ -26,12 +28,13 @@ document states in prose but JSON Schema cannot express, so it refuses some sche
 400/422 problem: at most the currency's ISO 4217 minor unit of decimal places in ``unit_price`` (``"12.50"`` in JPY),
 each SKU once per order, *assigned* ISO 3166 country and *active* ISO 4217 currency codes (the schema only has
 ``^[A-Z]{2}$`` / ``^[A-Z]{3}$``), email syntax as ``email_validator`` sees it, and an ``Idempotency-Key`` of 1-255
-printable ASCII characters (documented only in the header's description). ``ignored_auth`` and
-``object_level_authorization`` are left out as the API declares no security scheme, ``use_after_free`` as it has no
+printable ASCII characters (documented only in the header's description). ``object_level_authorization`` is left
+out as the API has no identities (the only security scheme is the sidecar's token), ``use_after_free`` as it has no
 DELETE.
 
 Every operation is tested, the sidecar's own too (``GET /dapr/subscribe``, ``POST /events/order-events``): with the
-fakes they reach no Dapr, and the document promises their answers as much as the others'. The delivery endpoint reads
+fakes they reach no Dapr, and the document promises their answers as much as the others'. Requests to them carry the
+sidecar's token (``CONFIG["auth"]``), so they get past it. The delivery endpoint reads
 its CloudEvent from the raw body and documents no request body, so generated deliveries are all DROPped (200): that
 endpoint gets little more than a check of its answer's shape here (test_order_api_events.py covers its behaviour).
 
@@ -58,7 +61,7 @@ from order_contracts.events import FulfillmentShipped
 from order_service.config import Settings
 from order_service.handlers import OrderHandlers
 from order_service.main import MAX_BODY_BYTES, create_app
-from order_service_fakes import FakeReadiness
+from order_service_fakes import SIDECAR_TOKEN, FakeReadiness
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -74,11 +77,15 @@ CHECKED = (
     "unsupported_method",
     "allow_header_conformance",
     "ensure_resource_availability",
+    "ignored_auth",
 )
 
 CONFIG: dict[str, Any] = {
     "seed": 20_240_601,
     "output": {"sanitization": {"enabled": False}},
+    # The sidecar's endpoints require its token (security scheme DaprApiToken): requests carry the right one, and
+    # ignored_auth checks that, without it or with a wrong one, they are refused.
+    "auth": {"openapi": {"DaprApiToken": {"api_key": SIDECAR_TOKEN}}},
     "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKED}},  # these and no other
 }
 
@@ -124,7 +131,7 @@ def load_schema(app: InProcess) -> OpenApiSchema:
 
 # Parametrizing needs the document at import time: it is read from an app of its own (the document does not depend on
 # the fakes), but every request goes to the test's `app`. This one has no use cases: a request reaching it would 500.
-schema = load_schema(InProcess(create_app(Settings())))
+schema = load_schema(InProcess(create_app(Settings(APP_API_TOKEN=SIDECAR_TOKEN))))
 
 
 @pytest.fixture
@@ -204,6 +211,14 @@ def test_cancelling_a_shipped_order_answers_as_documented(
     cancel = call_and_validate(served, "POST", "/orders/{order_id}/cancel", path_parameters={"order_id": order_id})
 
     assert cancel.status_code == 409
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/dapr/subscribe"), ("POST", "/events/order-events")])
+def test_a_sidecar_call_with_a_wrong_token_answers_as_documented(served: InProcess, method: str, path: str) -> None:
+    case = schema[path][method].Case(headers={"dapr-api-token": "not-the-sidecar"})
+
+    # 401 is the documented answer; ignored_auth only applies to answers that succeeded.
+    assert case.call_and_validate(app=served).status_code == 401
 
 
 def test_a_body_over_the_limit_answers_as_documented(served: InProcess, order_body: dict[str, Any]) -> None:

@@ -6,9 +6,12 @@ import pytest
 from order_contracts.events import (
     Address,
     Customer,
+    FulfillmentAttemptFailed,
+    FulfillmentDelivered,
     FulfillmentFailed,
     FulfillmentShipped,
     FulfillmentStarted,
+    FulfillmentVoided,
     LineItem,
     OrderCreated,
 )
@@ -38,10 +41,30 @@ def started(at: datetime = T0 + timedelta(seconds=1)) -> FulfillmentStarted:
     return FulfillmentStarted(order_id="order-1", picked_up_at=at)
 
 
-def shipped(at: datetime = T0 + timedelta(seconds=2)) -> FulfillmentShipped:
+def shipped(at: datetime = T0 + timedelta(seconds=2), attempts: int = 1) -> FulfillmentShipped:
     return FulfillmentShipped(
-        order_id="order-1", carrier="Acme", tracking_number="AP1", shipment_id="shp-1", shipped_at=at, attempts=1
+        order_id="order-1", carrier="Acme", tracking_number="AP1", shipment_id="shp-1", shipped_at=at, attempts=attempts
     )
+
+
+def attempt_failed(attempt: int, *, next_attempt: bool = True) -> FulfillmentAttemptFailed:
+    """Attempt n fails n seconds after T0; the next one is scheduled 30 s later."""
+    failed_at = T0 + timedelta(seconds=attempt)
+    return FulfillmentAttemptFailed(
+        order_id="order-1",
+        attempt=attempt,
+        error=f"carrier answered 503 (attempt {attempt})",
+        failed_at=failed_at,
+        next_attempt_at=failed_at + timedelta(seconds=30) if next_attempt else None,
+    )
+
+
+def delivered(at: datetime = T0 + timedelta(days=2)) -> FulfillmentDelivered:
+    return FulfillmentDelivered(order_id="order-1", shipment_id="shp-1", delivered_at=at)
+
+
+def voided(at: datetime = T0 + timedelta(seconds=5)) -> FulfillmentVoided:
+    return FulfillmentVoided(order_id="order-1", shipment_id="shp-1", voided_at=at)
 
 
 def statuses(order: Order) -> list[OrderStatus]:
@@ -126,3 +149,170 @@ def test_events_that_are_not_fulfillment_progress_are_not_folded() -> None:
 
     assert not order.fold(created, event_id="c")
     assert order.applied_event_ids == []
+
+
+def test_a_failed_attempt_keeps_the_order_in_processing_with_its_error_and_the_next_attempt() -> None:
+    order = accepted_order()
+
+    assert order.fold(attempt_failed(1), event_id="a1")
+
+    assert order.status is OrderStatus.PROCESSING
+    assert order.history[-1].at == T0 + timedelta(seconds=1)
+    assert order.fulfillment is not None
+    assert order.fulfillment.attempts == 1
+    assert order.fulfillment.last_error == "carrier answered 503 (attempt 1)"
+    assert order.fulfillment.next_attempt_at == T0 + timedelta(seconds=31)
+    assert order.updated_at == T0 + timedelta(seconds=1)
+
+
+def test_a_later_failed_attempt_replaces_the_error_and_the_next_attempt() -> None:
+    order = accepted_order()
+    order.fold(started(), event_id="s")
+
+    order.fold(attempt_failed(1), event_id="a1")
+    order.fold(attempt_failed(2), event_id="a2")
+
+    assert order.fulfillment is not None
+    assert order.fulfillment.attempts == 2
+    assert order.fulfillment.last_error == "carrier answered 503 (attempt 2)"
+    assert order.fulfillment.next_attempt_at == T0 + timedelta(seconds=32)
+    assert statuses(order) == [OrderStatus.PENDING, OrderStatus.PROCESSING]
+
+
+def test_a_late_older_failed_attempt_does_not_overwrite_a_newer_one() -> None:
+    order = accepted_order()
+    order.fold(attempt_failed(2), event_id="a2")
+
+    assert order.fold(attempt_failed(1), event_id="a1")  # recorded as seen, but older than what is known
+
+    assert order.fulfillment is not None
+    assert order.fulfillment.attempts == 2
+    assert order.fulfillment.last_error == "carrier answered 503 (attempt 2)"
+    assert order.fulfillment.next_attempt_at == T0 + timedelta(seconds=32)
+
+
+def test_a_redelivered_failed_attempt_changes_nothing() -> None:
+    order = accepted_order()
+    order.fold(attempt_failed(1), event_id="a1")
+    before = order.model_copy(deep=True)
+
+    assert not order.fold(attempt_failed(1), event_id="a1")
+    assert order == before
+
+
+def test_shipping_after_failed_attempts_clears_the_next_attempt_and_keeps_the_last_error() -> None:
+    order = accepted_order()
+    order.fold(attempt_failed(1), event_id="a1")
+
+    order.fold(shipped(attempts=2), event_id="sh")
+
+    assert order.status is OrderStatus.SHIPPED
+    assert order.fulfillment is not None
+    assert order.fulfillment.attempts == 2
+    assert order.fulfillment.next_attempt_at is None
+    assert order.fulfillment.last_error == "carrier answered 503 (attempt 1)"
+
+
+def test_giving_up_clears_the_next_attempt() -> None:
+    order = accepted_order()
+    order.fold(attempt_failed(3), event_id="a3")
+
+    order.fold(FulfillmentFailed(order_id="order-1", reason="gave up", failed_at=T0, attempts=3), event_id="f")
+
+    assert order.status is OrderStatus.FAILED
+    assert order.fulfillment is not None
+    assert order.fulfillment.next_attempt_at is None
+    assert order.fulfillment.last_error == "carrier answered 503 (attempt 3)"
+
+
+def test_a_failed_attempt_arriving_after_the_shipment_neither_moves_the_status_nor_schedules_another() -> None:
+    order = accepted_order()
+    order.fold(shipped(attempts=2), event_id="sh")
+
+    order.fold(attempt_failed(1), event_id="a1")
+    order.fold(attempt_failed(2), event_id="a2")  # whatever its number says, the order has shipped
+
+    assert order.status is OrderStatus.SHIPPED
+    assert statuses(order) == [OrderStatus.PENDING, OrderStatus.PROCESSING, OrderStatus.SHIPPED]
+    assert order.fulfillment is not None
+    assert order.fulfillment.attempts == 2
+    assert order.fulfillment.next_attempt_at is None
+
+
+def test_delivery_after_shipping_makes_the_order_delivered() -> None:
+    order = accepted_order()
+    order.fold(started(), event_id="s")
+    order.fold(shipped(), event_id="sh")
+
+    assert order.fold(delivered(), event_id="d")
+
+    assert order.status is OrderStatus.DELIVERED
+    assert statuses(order) == [
+        OrderStatus.PENDING,
+        OrderStatus.PROCESSING,
+        OrderStatus.SHIPPED,
+        OrderStatus.DELIVERED,
+    ]
+    assert order.history[-1].at == T0 + timedelta(days=2)
+    assert order.fulfillment is not None
+    assert order.fulfillment.delivered_at == T0 + timedelta(days=2)
+    assert order.updated_at == T0 + timedelta(days=2)
+
+
+def test_delivered_is_final_even_when_the_shipment_is_reported_after_it() -> None:
+    order = accepted_order()
+    order.fold(delivered(), event_id="d")
+
+    order.fold(shipped(), event_id="sh")
+
+    assert order.status is OrderStatus.DELIVERED
+    assert order.fulfillment is not None
+    assert order.fulfillment.tracking_number == "AP1"
+
+
+def test_a_redelivered_delivery_changes_nothing() -> None:
+    order = accepted_order()
+    order.fold(shipped(), event_id="sh")
+    order.fold(delivered(), event_id="d")
+    before = order.model_copy(deep=True)
+
+    assert not order.fold(delivered(), event_id="d")
+    assert order == before
+
+
+def test_a_voided_shipment_is_recorded_and_the_order_stays_cancelled() -> None:
+    order = accepted_order()
+    order.fold(started(), event_id="s")
+    order.cancel(reason="changed my mind", at=T0 + timedelta(seconds=3))
+    history = list(order.history)
+
+    assert order.fold(voided(), event_id="v")
+
+    assert order.status is OrderStatus.CANCELLED
+    assert order.history == history
+    assert order.fulfillment is not None
+    assert order.fulfillment.voided_at == T0 + timedelta(seconds=5)
+    assert order.updated_at == T0 + timedelta(seconds=5)
+
+
+def test_a_redelivered_void_changes_nothing() -> None:
+    order = accepted_order()
+    order.cancel(reason="changed my mind", at=T0 + timedelta(seconds=3))
+    order.fold(voided(), event_id="v")
+    before = order.model_copy(deep=True)
+
+    assert not order.fold(voided(), event_id="v")
+    assert order == before
+
+
+def test_a_shipment_reported_after_the_order_was_cancelled_does_not_revive_it() -> None:
+    order = accepted_order()
+    order.fold(started(), event_id="s")
+    order.cancel(reason="changed my mind", at=T0 + timedelta(seconds=1, milliseconds=500))
+
+    order.fold(shipped(), event_id="sh")
+
+    assert order.status is OrderStatus.CANCELLED
+    assert statuses(order) == [OrderStatus.PENDING, OrderStatus.PROCESSING, OrderStatus.CANCELLED]
+    assert order.fulfillment is not None
+    assert order.fulfillment.shipment_id == "shp-1"  # the shipment that exists, and is to be voided

@@ -1,5 +1,7 @@
 """The outbox relay against fakes: what is owed goes out, in order per order, and stays owed until it does."""
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -117,3 +119,28 @@ async def test_while_the_oldest_event_is_refused_no_other_order_is_tried(
 
     assert refusing.attempts == 1
     assert len(outbox.outbox) == 50
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("steps_between", range(4))
+async def test_the_relay_stops_when_cancelled_just_as_it_is_notified(
+    outbox: FakeOrderRepository, publisher: FakeEventPublisher, steps_between: int
+) -> None:
+    """The app's shutdown cancels run() and awaits it: a notification at that moment must not swallow the cancel."""
+    relay = OutboxRelay(outbox, publisher, scan_interval=3600)
+    task = asyncio.create_task(relay.run())
+    try:
+        for _ in range(3):
+            await asyncio.sleep(0)  # let it reach its wait
+        relay.notify()
+        for _ in range(steps_between):
+            await asyncio.sleep(0)  # where the wake-up and the cancel meet
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=5)
+
+        assert task in done, "run() went on after it was cancelled"
+        assert task.cancelled()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -2,6 +2,7 @@
 sidecars under `dapr run -f dapr.yaml`, exactly as a user runs them."""
 
 import os
+import secrets
 from functools import partial
 from pathlib import Path
 
@@ -28,6 +29,11 @@ def answers(url: str) -> bool:
         return httpx.get(url, timeout=1.0).is_success
     except httpx.HTTPError:
         return False
+
+
+STACK_SECRETS = ("APP_API_TOKEN", "CARRIER_WEBHOOK_SECRET")
+"""APP_API_TOKEN: daprd sends it to its app as `dapr-api-token`, the apps check it on their event endpoints.
+CARRIER_WEBHOOK_SECRET: the carrier signs delivery webhooks with it, fulfillment verifies them."""
 
 
 def start_placement(layout: Layout, timeout: float = 30.0) -> ManagedProcess:
@@ -67,6 +73,22 @@ def start_scheduler(layout: Layout, timeout: float = 60.0) -> ManagedProcess:
     return scheduler
 
 
+def stack_secrets(layout: Layout) -> dict[str, str]:
+    """The secrets the apps and sidecars share: taken from the environment when set there, else generated once per
+    checkout into `.run/secrets.env` (readable by its owner only) and reused, so tests and tools can read them."""
+    stored: dict[str, str] = {}
+    if layout.secrets_file.exists():
+        for line in layout.secrets_file.read_text().splitlines():
+            name, _, value = line.partition("=")
+            stored[name] = value
+    values = {name: os.environ.get(name) or stored.get(name) or secrets.token_urlsafe(32) for name in STACK_SECRETS}
+    if values != stored:
+        layout.run_dir.mkdir(parents=True, exist_ok=True)
+        layout.secrets_file.touch(mode=0o600)
+        layout.secrets_file.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    return values
+
+
 def start_apps(layout: Layout, run_file: Path | None = None, timeout: float = 120.0) -> ManagedProcess:
     """`dapr run -f dapr.yaml`; ready when every sidecar reports healthy and every app answers /healthz."""
     layout.state_dir.mkdir(parents=True, exist_ok=True)
@@ -74,6 +96,7 @@ def start_apps(layout: Layout, run_file: Path | None = None, timeout: float = 12
     env = {
         "DAPR_RUNTIME_PATH": str(layout.root),
         "PATH": f"{layout.dapr_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        **stack_secrets(layout),
     }
     apps = start("dapr-run", command, log_dir=layout.logs_dir, pid_dir=layout.pids_dir, cwd=layout.root, env=env)
     for app in APPS:

@@ -70,6 +70,11 @@ class Layout:
         return self.root / ".run"
 
     @property
+    def secrets_file(self) -> Path:
+        """The stack's generated secrets (APP_API_TOKEN, CARRIER_WEBHOOK_SECRET), one `NAME=value` per line."""
+        return self.run_dir / "secrets.env"
+
+    @property
     def logs_dir(self) -> Path:
         return self.run_dir / "logs"
 

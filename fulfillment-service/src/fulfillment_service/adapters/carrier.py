@@ -2,21 +2,15 @@
 (components/resiliency.yaml: per-attempt timeout, retries, circuit breaker)."""
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import httpx
 from order_contracts.events import OrderCreated
 
-
-@dataclass(frozen=True)
-class Shipment:
-    shipment_id: str
-    carrier: str
-    tracking_number: str
+from fulfillment_service.domain import Shipment
 
 
 class CarrierRejectedError(Exception):
-    """The carrier refused the shipment for good (HTTP 422): retrying will not help."""
+    """The carrier refused for good (HTTP 422 for a shipment; 404 or 409 for a void): retrying will not help."""
 
 
 class CarrierUnavailableError(Exception):
@@ -26,6 +20,9 @@ class CarrierUnavailableError(Exception):
 class AbstractCarrier(ABC):
     @abstractmethod
     async def create_shipment(self, order: OrderCreated) -> Shipment: ...
+
+    @abstractmethod
+    async def void_shipment(self, shipment_id: str) -> None: ...
 
 
 def shipment_idempotency_key(order_id: str) -> str:
@@ -37,6 +34,16 @@ class DaprInvokedCarrier(AbstractCarrier):
     def __init__(self, http: httpx.AsyncClient, *, sidecar_url: str, endpoint: str) -> None:
         self._http = http
         self._shipments_url = f"{sidecar_url}/v1.0/invoke/{endpoint}/method/shipments"
+
+    async def void_shipment(self, shipment_id: str) -> None:
+        try:
+            response = await self._http.post(f"{self._shipments_url}/{shipment_id}/cancel")
+        except httpx.TransportError as error:
+            raise CarrierUnavailableError(f"sidecar unreachable: {error!r}") from error
+        if response.status_code in (httpx.codes.NOT_FOUND, httpx.codes.CONFLICT):
+            raise CarrierRejectedError(_reason(response))
+        if not response.is_success:
+            raise CarrierUnavailableError(f"HTTP {response.status_code}: {_reason(response)}")
 
     async def create_shipment(self, order: OrderCreated) -> Shipment:
         address = order.customer.shipping_address

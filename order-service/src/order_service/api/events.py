@@ -1,6 +1,8 @@
 """Order events delivered by the sidecar: the subscription declaration and the endpoint that folds progress.
 
 Every subscription has a default route (Dapr dead-letters events that match no rule) and a dead-letter topic.
+Only the sidecar may call these endpoints: it proves itself with the `dapr-api-token` header (see deps.py); any
+other caller is answered 401.
 """
 
 import logging
@@ -15,7 +17,8 @@ from order_contracts.cloudevents import (
 from order_contracts.dapr import DeliveryAnswer, DeliveryStatus, Routes, Subscription
 from order_contracts.names import DEAD_LETTER_TOPIC
 
-from order_service.api.deps import OrderHandlersDep
+from order_service.api.deps import OrderHandlersDep, SidecarOnly
+from order_service.api.problems import PROBLEM_RESPONSES
 from order_service.config import Settings
 from order_service.domain import OrderNotFoundError
 
@@ -26,8 +29,10 @@ EVENTS_PATH = "/events/order-events"
 router = APIRouter(tags=["dapr"])
 
 
-@router.get("/dapr/subscribe", summary="Subscriptions, as Dapr reads them at start")
-async def subscriptions(request: Request) -> list[Subscription]:
+@router.get(
+    "/dapr/subscribe", summary="Subscriptions, as Dapr reads them at start", responses={401: PROBLEM_RESPONSES[401]}
+)
+async def subscriptions(request: Request, _: SidecarOnly) -> list[Subscription]:
     settings: Settings = request.app.state.settings
     return [
         Subscription(
@@ -39,8 +44,12 @@ async def subscriptions(request: Request) -> list[Subscription]:
     ]
 
 
-@router.post(EVENTS_PATH, summary="Fold fulfillment progress into the order (called by the sidecar)")
-async def on_order_event(request: Request, handlers: OrderHandlersDep) -> DeliveryAnswer:
+@router.post(
+    EVENTS_PATH,
+    summary="Fold fulfillment progress into the order (called by the sidecar)",
+    responses={401: PROBLEM_RESPONSES[401]},
+)
+async def on_order_event(request: Request, handlers: OrderHandlersDep, _: SidecarOnly) -> DeliveryAnswer:
     try:
         cloud_event = parse_cloud_event(await request.body())
     except UnreadableEventError as error:

@@ -190,6 +190,7 @@ def _problem_doc(description: str, model: type[Problem] = Problem) -> dict[str, 
 
 PROBLEM_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     400: _problem_doc("Bad Request: the body is not well-formed JSON, or is missing."),
+    401: _problem_doc("Unauthorized: the credentials this endpoint requires are missing or wrong."),
     404: _problem_doc("Not Found: no such resource."),
     405: _problem_doc("Method Not Allowed."),
     409: _problem_doc("Conflict: the request conflicts with the current state of the resource."),

@@ -1,0 +1,137 @@
+"""Where fulfillment records live: the port, and its adapter over the Dapr state API.
+
+Besides the record (`fulfillment|<order id>`), every write updates a work index in the same state transaction:
+`work-shard|<k>` maps each order that needs a worker's attention to the time it is due (the SQLite store has no
+query API, so the index is how a worker, of any replica, finds parked work, expired leases and unpublished
+events). The shard is fixed by the order id and updated with its ETag, so concurrent writers never lose each
+other's entries; a conflict fails the transaction, which is then retried.
+"""
+
+import logging
+import zlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+
+from dapr.aio.clients import DaprClient
+from dapr.clients.exceptions import DaprInternalError
+from dapr.clients.grpc._request import TransactionalStateOperation
+from dapr.clients.grpc._state import Concurrency, Consistency, StateOptions
+from pydantic import BaseModel
+
+from fulfillment_service.domain import FulfillmentRecord
+
+logger = logging.getLogger(__name__)
+
+SHARD_COUNT = 32
+TRANSACTION_ATTEMPTS = 20
+_INSERT_IF_ABSENT = StateOptions(concurrency=Concurrency.first_write, consistency=Consistency.strong)
+
+
+def is_etag_mismatch(error: DaprInternalError) -> bool:
+    """The SDK keeps only the sidecar's message, which for a first-write or ETag conflict reads "failed saving
+    state in state store ...: possible etag mismatch"."""
+    return "etag mismatch" in str(error).lower()
+
+
+@dataclass(frozen=True)
+class StoredFulfillment:
+    record: FulfillmentRecord
+    etag: str
+
+
+class ConcurrentUpdateError(Exception):
+    """Somebody else wrote the record since it was read (ETag mismatch), or created it first: read it again."""
+
+
+class WorkIndexShard(BaseModel):
+    due: dict[str, datetime] = {}
+    """Order id -> when it is due."""
+
+
+def record_key(order_id: str) -> str:
+    return f"fulfillment|{order_id}"
+
+
+def shard_key(shard: int) -> str:
+    return f"work-shard|{shard}"
+
+
+def shard_of(order_id: str) -> int:
+    return zlib.crc32(order_id.encode()) % SHARD_COUNT
+
+
+class AbstractFulfillmentStore(ABC):
+    @abstractmethod
+    async def get(self, order_id: str) -> StoredFulfillment | None: ...
+
+    @abstractmethod
+    async def save(self, record: FulfillmentRecord, etag: str | None, *, now: datetime) -> None:
+        """Write the record if it still has `etag` (None: if it does not exist yet) and index it by
+        `record.due_at(now)`, atomically; ConcurrentUpdateError otherwise."""
+
+    @abstractmethod
+    async def due(self, now: datetime) -> list[str]:
+        """The ids of orders due by `now`, the longest overdue first."""
+
+
+class DaprFulfillmentStore(AbstractFulfillmentStore):
+    def __init__(self, client: DaprClient, store_name: str) -> None:
+        self._client = client
+        self._store = store_name
+
+    async def create_shards(self) -> None:
+        """Each shard must exist before the first transaction that updates it with an ETag (an update without one
+        could overwrite a concurrent writer's entry)."""
+        empty = WorkIndexShard().model_dump_json()
+        for shard in range(SHARD_COUNT):
+            try:
+                await self._client.save_state(self._store, shard_key(shard), empty, options=_INSERT_IF_ABSENT)
+            except DaprInternalError as error:
+                if not is_etag_mismatch(error):  # a mismatch: it exists already
+                    raise
+
+    async def get(self, order_id: str) -> StoredFulfillment | None:
+        response = await self._client.get_state(self._store, record_key(order_id))
+        if not response.data:
+            return None
+        return StoredFulfillment(record=FulfillmentRecord.model_validate_json(response.data), etag=response.etag)
+
+    async def save(self, record: FulfillmentRecord, etag: str | None, *, now: datetime) -> None:
+        due = record.due_at(now)
+        shard = shard_of(record.order_id)
+        last_error: Exception | None = None
+        for _ in range(TRANSACTION_ATTEMPTS):
+            response = await self._client.get_state(self._store, shard_key(shard))
+            index = WorkIndexShard.model_validate_json(response.data) if response.data else WorkIndexShard()
+            if due is None:
+                index.due.pop(record.order_id, None)
+            else:
+                index.due[record.order_id] = due
+            operations = [
+                TransactionalStateOperation(record_key(record.order_id), record.model_dump_json(), etag=etag),
+                TransactionalStateOperation(shard_key(shard), index.model_dump_json(), etag=response.etag or None),
+            ]
+            try:
+                await self._client.execute_state_transaction(self._store, operations)
+            except Exception as error:  # the SDK raises bare gRPC errors here: tell the two conflicts apart by reading
+                last_error = error
+                current = await self.get(record.order_id)
+                if (current.etag if current else None) != etag:
+                    raise ConcurrentUpdateError(record.order_id) from error
+                logger.info("work index shard conflict, retrying", extra={"order_id": record.order_id})
+                continue
+            return
+        assert last_error is not None
+        raise last_error
+
+    async def due(self, now: datetime) -> list[str]:
+        shards = await self._client.get_bulk_state(self._store, [shard_key(shard) for shard in range(SHARD_COUNT)])
+        due = [
+            (at, order_id)
+            for item in shards.items
+            if item.data
+            for order_id, at in WorkIndexShard.model_validate_json(item.data).due.items()
+            if at <= now
+        ]
+        return [order_id for _, order_id in sorted(due)]

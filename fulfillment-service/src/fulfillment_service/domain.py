@@ -1,0 +1,259 @@
+"""Fulfillment of one order: its lifecycle, the rules for retrying the carrier, and the events each step owes.
+
+Pure: no FastAPI, no Dapr. Every transition is idempotent (applying it again changes nothing), because the
+inputs arrive at least once: Kafka redelivers, a worker may repeat a carrier call after a crash, and two replicas
+may both hear the carrier's answer for the same order.
+
+    order.created ─► PENDING ──carrier 2xx──► SHIPPED ──webhook──► DELIVERED
+                      │  ▲ └─carrier 422 / give-up─► FAILED
+                      │  └─ carrier 5xx/timeout/breaker: parked, retried with backoff
+                      └─ order.cancelled ─► CANCELLED            SHIPPED ─order.cancelled─► VOIDING ─► VOIDED
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from order_contracts.events import (
+    FulfillmentAttemptFailed,
+    FulfillmentDelivered,
+    FulfillmentFailed,
+    FulfillmentShipped,
+    FulfillmentVoided,
+    OrderCreated,
+)
+from pydantic import BaseModel
+
+OwedEvent = FulfillmentAttemptFailed | FulfillmentShipped | FulfillmentFailed | FulfillmentVoided | FulfillmentDelivered
+
+CARRIER_UNAVAILABLE = "carrier unavailable"
+OWED_EVENTS_GRACE = timedelta(seconds=30)
+
+
+class FulfillmentStatus(StrEnum):
+    PENDING = "pending"
+    """Picked up; the shipment is still to be created (first attempt due, or parked until the next one)."""
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    """Cancelled before any shipment existed: nothing left to do."""
+    VOIDING = "voiding"
+    """Cancelled after the carrier created a shipment: the shipment is still to be voided."""
+    VOIDED = "voided"
+    VOID_REFUSED = "void_refused"
+    """The carrier would not void the shipment (delivered already): nothing more fulfillment can do."""
+
+
+class ShipmentNotRecordedError(Exception):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"no shipment is recorded for order {order_id} yet")
+        self.order_id = order_id
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When to try the carrier again after an attempt failed (each attempt already includes the sidecar's fast
+    retries), and when to give up."""
+
+    first_delay: timedelta
+    max_delay: timedelta
+    give_up_after: timedelta
+    """Measured from the pickup: once this much time has passed, a failed attempt fails the order."""
+
+    def delay_after(self, attempt: int) -> timedelta:
+        """Doubling from `first_delay`, capped at `max_delay`."""
+        doublings = min(attempt - 1, 30)
+        delay: timedelta = self.first_delay * (2**doublings)
+        return min(delay, self.max_delay)
+
+
+class Shipment(BaseModel):
+    shipment_id: str
+    carrier: str
+    tracking_number: str
+
+
+class Lease(BaseModel):
+    """Who is working on the order (a carrier call in progress) and until when others should leave it alone."""
+
+    owner: str
+    until: datetime
+
+
+class FulfillmentRecord(BaseModel):
+    order: OrderCreated
+    status: FulfillmentStatus
+    picked_up_at: datetime
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    shipment: Shipment | None = None
+    void_attempts: int = 0
+    lease: Lease | None = None
+    owed_events: list[OwedEvent] = []
+    """Events recorded with the state change that caused them and not yet confirmed published: the worker
+    publishes them (again, with the same ids) until they are settled."""
+
+    @property
+    def order_id(self) -> str:
+        return self.order.order_id
+
+    @classmethod
+    def pick_up(cls, order: OrderCreated, *, at: datetime, worker: str, lease_for: timedelta) -> "FulfillmentRecord":
+        """A new order, leased at once to the worker of the instance that picked it up."""
+        return cls(
+            order=order,
+            status=FulfillmentStatus.PENDING,
+            picked_up_at=at,
+            next_attempt_at=at,
+            lease=Lease(owner=worker, until=at + lease_for),
+        )
+
+    def due_at(self, now: datetime) -> datetime | None:
+        """When a worker should next look at this order; None when there is nothing left to do.
+
+        Work leased to a worker is due again when the lease ends, so another replica takes it over if that worker
+        died. Owed events are published by the worker that recorded them, right after; they become everyone's
+        work after OWED_EVENTS_GRACE, for the same reason.
+        """
+        if self.lease is not None and self.lease.until > now:
+            due: datetime | None = self.lease.until
+        elif self.needs_work():
+            due = self.next_attempt_at or now
+        else:
+            due = None
+        if self.owed_events:
+            grace_ends = now + OWED_EVENTS_GRACE
+            due = grace_ends if due is None else min(due, grace_ends)
+        return due
+
+    def needs_work(self) -> bool:
+        return self.status in (FulfillmentStatus.PENDING, FulfillmentStatus.VOIDING)
+
+    def is_due(self, now: datetime) -> bool:
+        return self.needs_work() and (self.next_attempt_at is None or self.next_attempt_at <= now)
+
+    def is_leased_to_another(self, worker: str, now: datetime) -> bool:
+        return self.lease is not None and self.lease.owner != worker and self.lease.until > now
+
+    def is_leased_to(self, worker: str, now: datetime) -> bool:
+        """The worker holds a lease that has not run out (one that has, it must claim again: others may)."""
+        return self.lease is not None and self.lease.owner == worker and self.lease.until > now
+
+    def claim(self, worker: str, *, now: datetime, lease_for: timedelta) -> None:
+        self.lease = Lease(owner=worker, until=now + lease_for)
+
+    def record_shipment(self, shipment: Shipment, *, at: datetime) -> None:
+        """The carrier created (or, for a repeated key, returned) the shipment."""
+        self.lease = None
+        self.next_attempt_at = None
+        if self.shipment is None:
+            self.shipment = shipment
+        if self.status is FulfillmentStatus.PENDING:
+            self.attempts += 1
+            self.status = FulfillmentStatus.SHIPPED
+            self.owed_events.append(
+                FulfillmentShipped(
+                    order_id=self.order_id,
+                    carrier=shipment.carrier,
+                    tracking_number=shipment.tracking_number,
+                    shipment_id=shipment.shipment_id,
+                    shipped_at=at,
+                    attempts=self.attempts,
+                )
+            )
+        elif self.status is FulfillmentStatus.CANCELLED:
+            # The cancel arrived while the carrier was creating the shipment: it must be voided.
+            self.status = FulfillmentStatus.VOIDING
+
+    def record_rejection(self, reason: str, *, at: datetime) -> None:
+        """The carrier refused the shipment for good."""
+        self.lease = None
+        if self.status is not FulfillmentStatus.PENDING:
+            return
+        self.attempts += 1
+        self._fail(reason, at=at)
+
+    def record_failed_attempt(self, error: str, *, at: datetime, policy: RetryPolicy) -> None:
+        """The carrier could not be reached, failed or was too slow: park the order until the next attempt, or fail
+        it once the give-up window has passed."""
+        self.lease = None
+        if self.status is not FulfillmentStatus.PENDING:
+            return
+        self.attempts += 1
+        self.last_error = error
+        giving_up = at - self.picked_up_at >= policy.give_up_after
+        self.next_attempt_at = None if giving_up else at + policy.delay_after(self.attempts)
+        self.owed_events.append(
+            FulfillmentAttemptFailed(
+                order_id=self.order_id,
+                attempt=self.attempts,
+                error=error,
+                failed_at=at,
+                next_attempt_at=self.next_attempt_at,
+            )
+        )
+        if giving_up:
+            self._fail(CARRIER_UNAVAILABLE, at=at)
+
+    def cancel(self) -> None:
+        """The order was cancelled: drop the work that is left, or void the shipment if there is one."""
+        if self.status is FulfillmentStatus.PENDING:
+            self.status = FulfillmentStatus.CANCELLED
+            self.next_attempt_at = None
+            # A lease stays: a carrier call may be in progress, and its answer must still be heard (and voided).
+        elif self.status is FulfillmentStatus.SHIPPED:
+            self.status = FulfillmentStatus.VOIDING
+            self.next_attempt_at = None
+
+    def record_void(self, *, at: datetime) -> None:
+        self.lease = None
+        if self.status is not FulfillmentStatus.VOIDING or self.shipment is None:
+            return
+        self.status = FulfillmentStatus.VOIDED
+        self.owed_events.append(
+            FulfillmentVoided(order_id=self.order_id, shipment_id=self.shipment.shipment_id, voided_at=at)
+        )
+
+    def record_failed_void(self, error: str, *, at: datetime, policy: RetryPolicy) -> None:
+        """The carrier could not be reached to void the shipment: try again later (a void never gives up)."""
+        self.lease = None
+        if self.status is not FulfillmentStatus.VOIDING:
+            return
+        self.void_attempts += 1
+        self.last_error = error
+        self.next_attempt_at = at + policy.delay_after(self.void_attempts)
+
+    def record_void_refused(self, reason: str) -> None:
+        """The carrier refused to void the shipment for good (it was delivered already)."""
+        self.lease = None
+        if self.status is FulfillmentStatus.VOIDING:
+            self.status = FulfillmentStatus.VOID_REFUSED
+            self.last_error = reason
+
+    def record_delivery(self, *, shipment_id: str, at: datetime) -> None:
+        """The carrier reported the shipment delivered (a repeated report changes nothing).
+
+        ShipmentNotRecordedError while the carrier's answer to the create call has not been heard yet (it can be
+        withheld or lost): the report must be sent again later, not dropped."""
+        if self.status is FulfillmentStatus.PENDING:
+            raise ShipmentNotRecordedError(self.order_id)
+        if self.status is not FulfillmentStatus.SHIPPED or self.shipment is None:
+            return
+        if self.shipment.shipment_id != shipment_id:
+            return
+        self.status = FulfillmentStatus.DELIVERED
+        self.owed_events.append(FulfillmentDelivered(order_id=self.order_id, shipment_id=shipment_id, delivered_at=at))
+
+    def settle(self, published: list[OwedEvent]) -> None:
+        """Forget owed events that the broker has accepted."""
+        published_ids = {event.event_id() for event in published}
+        self.owed_events = [event for event in self.owed_events if event.event_id() not in published_ids]
+
+    def _fail(self, reason: str, *, at: datetime) -> None:
+        self.status = FulfillmentStatus.FAILED
+        self.next_attempt_at = None
+        self.owed_events.append(
+            FulfillmentFailed(order_id=self.order_id, reason=reason, failed_at=at, attempts=self.attempts)
+        )

@@ -1,0 +1,231 @@
+"""The shipping worker: every carrier call happens here, outside the Kafka delivery path.
+
+Work is persisted before it is acknowledged (the delivery handler stores the record and its work-index entry in
+one state transaction), so a crash loses nothing: on start, and every `poll_interval`, the worker reads the index
+for what is due: parked orders whose next attempt has come, work whose lease ran out (its worker died), events
+recorded but never published. The instance that picked an order up wakes its own worker at once, so the first
+carrier call does not wait for a poll.
+
+Replicas share the index. A worker claims an order by writing a lease with the record's ETag; only one claim can
+win. The carrier's idempotency key (derived from the order id) covers the rest: a lease that ran out while its
+worker was still calling, or a crash between the carrier's answer and its record, repeats the call and gets the
+same shipment back.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+from fulfillment_service.adapters.carrier import AbstractCarrier, CarrierRejectedError, CarrierUnavailableError
+from fulfillment_service.adapters.events import AbstractEventPublisher
+from fulfillment_service.adapters.fulfillments import AbstractFulfillmentStore, ConcurrentUpdateError
+from fulfillment_service.domain import FulfillmentRecord, FulfillmentStatus, RetryPolicy
+
+logger = logging.getLogger(__name__)
+
+CONFLICT_ATTEMPTS = 20
+EVERYTHING_INDEXED = datetime.max.replace(tzinfo=UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    worker_id: str
+    """Stable across restarts of one instance: after a crash it resumes its own leased work at once."""
+    retry_policy: RetryPolicy
+    lease_for: timedelta
+    """Longer than one carrier attempt through the sidecar can take (all of Dapr's retries included)."""
+    poll_interval: timedelta
+    max_concurrent_calls: int
+
+
+class ShippingWorker:
+    def __init__(
+        self,
+        store: AbstractFulfillmentStore,
+        carrier: AbstractCarrier,
+        publisher: AbstractEventPublisher,
+        settings: WorkerSettings,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._store = store
+        self._carrier = carrier
+        self._publisher = publisher
+        self._settings = settings
+        self._clock = clock
+        self._calls = asyncio.Semaphore(settings.max_concurrent_calls)
+        self._woken: list[str] = []
+        self._wakeup = asyncio.Event()
+        self._in_progress: dict[str, asyncio.Task[None]] = {}
+        self._look_again: set[str] = set()
+
+    @property
+    def worker_id(self) -> str:
+        return self._settings.worker_id
+
+    def wake(self, order_id: str) -> None:
+        """Look at this order now (it was just picked up, cancelled or delivered by this instance)."""
+        self._woken.append(order_id)
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Until cancelled: first everything indexed (this instance's own leases from before a restart included),
+        then what is woken, and what the index says is due every poll interval."""
+        await self._start_due(EVERYTHING_INDEXED)
+        next_poll = asyncio.get_running_loop().time()
+        while True:
+            woken, self._woken = self._woken, []
+            for order_id in woken:
+                self._start(order_id)
+            loop_time = asyncio.get_running_loop().time()
+            if loop_time >= next_poll:
+                await self._start_due(self._clock())
+                next_poll = loop_time + self._settings.poll_interval.total_seconds()
+            with suppress(TimeoutError):
+                # Not asyncio.wait_for: on 3.11 it swallows a cancel that meets a wake-up, and run() never stops.
+                async with asyncio.timeout(max(0.0, next_poll - loop_time)):
+                    await self._wakeup.wait()
+            self._wakeup.clear()
+
+    async def stop(self) -> None:
+        tasks = list(self._in_progress.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _start_due(self, by: datetime) -> None:
+        try:
+            due = await self._store.due(by)
+        except Exception:
+            logger.exception("could not read the work index")
+            return
+        for order_id in due:
+            self._start(order_id)
+
+    def _start(self, order_id: str) -> None:
+        if order_id in self._in_progress:
+            self._look_again.add(order_id)  # it may be past its last read of the record
+            return
+        task = asyncio.create_task(self._work_on(order_id), name=f"fulfil {order_id}")
+        self._in_progress[order_id] = task
+        task.add_done_callback(partial(self._finished, order_id))
+
+    def _finished(self, order_id: str, _: "asyncio.Task[None]") -> None:
+        self._in_progress.pop(order_id, None)
+        if order_id in self._look_again:
+            self._look_again.discard(order_id)
+            self.wake(order_id)
+
+    async def _work_on(self, order_id: str) -> None:
+        try:
+            for _ in range(CONFLICT_ATTEMPTS):
+                try:
+                    await self._advance(order_id)
+                except ConcurrentUpdateError:
+                    continue  # someone else changed the record: look again
+                return
+            logger.warning("gave up on a contended order for now", extra={"order_id": order_id})
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The index still lists it: a later poll tries again.
+            logger.exception("fulfillment step failed", extra={"order_id": order_id})
+
+    async def _advance(self, order_id: str) -> None:
+        """Take the order as far as it goes now: publish what it owes, call the carrier when due, record the answer."""
+        while True:
+            stored = await self._store.get(order_id)
+            if stored is None:
+                return
+            record, etag, now = stored.record, stored.etag, self._clock()
+            if record.owed_events:
+                await self._publish_owed(record, etag, now)
+                continue
+            if record.is_leased_to_another(self.worker_id, now):
+                return
+            if not record.is_due(now):
+                if record.lease is not None:  # a lease left over (work done or cancelled): drop it and its index entry
+                    record.lease = None
+                    await self._store.save(record, etag, now=now)
+                return
+            if not record.is_leased_to(self.worker_id, now):
+                record.claim(self.worker_id, now=now, lease_for=self._settings.lease_for)
+                await self._store.save(record, etag, now=now)
+                continue
+            async with self._calls:
+                if not await self._unchanged_and_still_mine(order_id, etag):
+                    continue  # while it waited for a free slot: cancelled, or its lease ran out; look again
+                if record.status is FulfillmentStatus.VOIDING:
+                    await self._void(record)
+                else:
+                    await self._ship(record)
+
+    async def _unchanged_and_still_mine(self, order_id: str, etag: str) -> bool:
+        current = await self._store.get(order_id)
+        return (
+            current is not None and current.etag == etag and current.record.is_leased_to(self.worker_id, self._clock())
+        )
+
+    async def _ship(self, record: FulfillmentRecord) -> None:
+        policy, order_id = self._settings.retry_policy, record.order_id
+        try:
+            shipment = await self._carrier.create_shipment(record.order)
+        except CarrierRejectedError as rejection:
+            reason = str(rejection)
+            logger.info("carrier rejected the shipment", extra={"order_id": order_id, "reason": reason})
+            await self._record(order_id, lambda r, at: r.record_rejection(reason, at=at))
+        except CarrierUnavailableError as unavailable:
+            error = str(unavailable)
+            logger.warning("shipping attempt failed", extra={"order_id": order_id, "error": error})
+            await self._record(order_id, lambda r, at: r.record_failed_attempt(error, at=at, policy=policy))
+        else:
+            logger.info("shipment created", extra={"order_id": order_id, "shipment_id": shipment.shipment_id})
+            await self._record(order_id, lambda r, at: r.record_shipment(shipment, at=at))
+
+    async def _void(self, record: FulfillmentRecord) -> None:
+        assert record.shipment is not None  # VOIDING means a shipment exists
+        policy, order_id = self._settings.retry_policy, record.order_id
+        try:
+            await self._carrier.void_shipment(record.shipment.shipment_id)
+        except CarrierRejectedError as refusal:
+            reason = str(refusal)
+            logger.warning("carrier refused to void", extra={"order_id": order_id, "reason": reason})
+            await self._record(order_id, lambda r, _: r.record_void_refused(reason))
+        except CarrierUnavailableError as unavailable:
+            error = str(unavailable)
+            logger.warning("void attempt failed", extra={"order_id": order_id, "error": error})
+            await self._record(order_id, lambda r, at: r.record_failed_void(error, at=at, policy=policy))
+        else:
+            logger.info("shipment voided", extra={"order_id": order_id})
+            await self._record(order_id, lambda r, at: r.record_void(at=at))
+
+    async def _record(self, order_id: str, apply: Callable[[FulfillmentRecord, datetime], None]) -> None:
+        """Apply the carrier's answer to the record as it is now (a cancel may have come in during the call)."""
+        for _ in range(CONFLICT_ATTEMPTS):
+            stored = await self._store.get(order_id)
+            if stored is None:
+                return
+            now = self._clock()
+            apply(stored.record, now)
+            try:
+                await self._store.save(stored.record, stored.etag, now=now)
+            except ConcurrentUpdateError:
+                continue
+            return
+        raise ConcurrentUpdateError(order_id)
+
+    async def _publish_owed(self, record: FulfillmentRecord, etag: str, now: datetime) -> None:
+        """Publish the owed events in order (same ids as before, should they have gone out already), then forget
+        them. A publish that fails leaves them owed: the next look at the order tries again."""
+        owed = list(record.owed_events)
+        for event in owed:
+            await self._publisher.publish(event)
+        record.settle(owed)
+        await self._store.save(record, etag, now=now)

@@ -1,0 +1,189 @@
+"""The use cases on the delivery path against fakes: they record the work and wake the worker, never the carrier."""
+
+from datetime import datetime, timedelta
+
+import pytest
+from fulfillment_fakes import (
+    T0,
+    FakeClock,
+    FakeEventPublisher,
+    FakeFulfillmentStore,
+    RecordingWaker,
+    order_cancelled,
+    order_created,
+)
+from fulfillment_service.domain import FulfillmentRecord, FulfillmentStatus, Lease, Shipment
+from fulfillment_service.handlers import FulfillmentHandlers, UnknownOrderError
+from order_contracts.events import FulfillmentDelivered, FulfillmentStarted
+
+pytestmark = pytest.mark.anyio
+
+LEASE = timedelta(seconds=150)
+
+
+@pytest.fixture
+def store() -> FakeFulfillmentStore:
+    return FakeFulfillmentStore()
+
+
+@pytest.fixture
+def publisher() -> FakeEventPublisher:
+    return FakeEventPublisher()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def wakes() -> RecordingWaker:
+    return RecordingWaker()
+
+
+@pytest.fixture
+def handlers(
+    store: FakeFulfillmentStore, publisher: FakeEventPublisher, wakes: RecordingWaker, clock: FakeClock
+) -> FulfillmentHandlers:
+    return FulfillmentHandlers(
+        store=store, publisher=publisher, wake_worker=wakes, worker_id="worker-1", lease_for=LEASE, clock=clock
+    )
+
+
+async def ship(store: FakeFulfillmentStore, order_id: str) -> None:
+    """As the worker would: the carrier created the shipment, and the shipped event went out."""
+    stored = await store.get(order_id)
+    assert stored is not None
+    stored.record.record_shipment(Shipment(shipment_id="shp-1", carrier="Fake Parcel", tracking_number="T-1"), at=T0)
+    stored.record.settle(list(stored.record.owed_events))
+    await store.save(stored.record, stored.etag, now=T0)
+
+
+async def test_a_pickup_stores_the_work_leased_to_this_worker_wakes_it_once_and_says_so(
+    handlers: FulfillmentHandlers, store: FakeFulfillmentStore, publisher: FakeEventPublisher, wakes: RecordingWaker
+) -> None:
+    await handlers.pick_up(order_created("order-1"))
+
+    record = store.record("order-1")
+    assert record.status is FulfillmentStatus.PENDING
+    assert record.picked_up_at == T0
+    assert record.lease == Lease(owner="worker-1", until=T0 + LEASE)
+    assert store.index == {"order-1": T0 + LEASE}
+    assert wakes.order_ids == ["order-1"]
+    assert publisher.published == [FulfillmentStarted(order_id="order-1", picked_up_at=T0)]
+
+
+async def test_a_redelivered_order_is_announced_again_as_first_picked_up_and_wakes_nobody(
+    handlers: FulfillmentHandlers,
+    store: FakeFulfillmentStore,
+    publisher: FakeEventPublisher,
+    wakes: RecordingWaker,
+    clock: FakeClock,
+) -> None:
+    await handlers.pick_up(order_created("order-1"))
+    first = store.record("order-1")
+    clock.advance(timedelta(minutes=5))
+
+    await handlers.pick_up(order_created("order-1"))
+
+    assert wakes.order_ids == ["order-1"]
+    assert store.record("order-1") == first
+    first_started, again = publisher.published
+    assert again == first_started == FulfillmentStarted(order_id="order-1", picked_up_at=T0)
+    assert again.event_id() == first_started.event_id()
+
+
+async def test_a_pickup_whose_announcement_fails_has_stored_the_work_already(
+    handlers: FulfillmentHandlers, store: FakeFulfillmentStore, publisher: FakeEventPublisher, wakes: RecordingWaker
+) -> None:
+    publisher.failing = ConnectionError("broker down")
+
+    with pytest.raises(ConnectionError):
+        await handlers.pick_up(order_created("order-1"))
+
+    assert store.record("order-1").status is FulfillmentStatus.PENDING
+    assert wakes.order_ids == ["order-1"]
+
+    publisher.failing = None
+    await handlers.pick_up(order_created("order-1"))  # the redelivery
+    assert publisher.published == [FulfillmentStarted(order_id="order-1", picked_up_at=T0)]
+    assert wakes.order_ids == ["order-1"]
+
+
+async def test_a_cancel_of_an_order_never_picked_up_is_ignored(
+    handlers: FulfillmentHandlers, store: FakeFulfillmentStore, publisher: FakeEventPublisher, wakes: RecordingWaker
+) -> None:
+    await handlers.cancel(order_cancelled("order-unknown"))
+
+    assert not store.has("order-unknown")
+    assert store.index == {}
+    assert wakes.order_ids == []
+    assert publisher.published == []
+
+
+async def test_a_cancel_of_a_pending_order_cancels_it_and_wakes_the_worker(
+    handlers: FulfillmentHandlers, store: FakeFulfillmentStore, wakes: RecordingWaker
+) -> None:
+    await handlers.pick_up(order_created("order-1"))
+
+    await handlers.cancel(order_cancelled("order-1"))
+    await handlers.cancel(order_cancelled("order-1"))  # a redelivery changes nothing
+
+    assert store.record("order-1").status is FulfillmentStatus.CANCELLED
+    assert wakes.order_ids == ["order-1", "order-1"]
+
+
+class ShippedMeanwhile(FakeFulfillmentStore):
+    """The worker records the shipment between a handler's read and its write, once `interfere` is set."""
+
+    interfere = False
+
+    async def save(self, record: FulfillmentRecord, etag: str | None, *, now: datetime) -> None:
+        if self.interfere:
+            self.interfere = False
+            await ship(self, record.order_id)
+        await super().save(record, etag, now=now)
+
+
+async def test_a_cancel_that_meets_a_concurrent_update_is_applied_to_the_record_as_it_is_now(
+    publisher: FakeEventPublisher, wakes: RecordingWaker, clock: FakeClock
+) -> None:
+    store = ShippedMeanwhile()
+    handlers = FulfillmentHandlers(
+        store=store, publisher=publisher, wake_worker=wakes, worker_id="worker-1", lease_for=LEASE, clock=clock
+    )
+    await handlers.pick_up(order_created("order-1"))
+    store.interfere = True
+
+    await handlers.cancel(order_cancelled("order-1"))
+
+    assert store.statuses("order-1") == [
+        FulfillmentStatus.PENDING,
+        FulfillmentStatus.SHIPPED,
+        FulfillmentStatus.VOIDING,
+    ]
+    assert store.record("order-1").status is FulfillmentStatus.VOIDING
+
+
+async def test_a_delivery_of_an_order_never_picked_up_raises_unknown_order(handlers: FulfillmentHandlers) -> None:
+    with pytest.raises(UnknownOrderError):
+        await handlers.record_delivery(order_id="order-unknown", shipment_id="shp-1", delivered_at=T0)
+
+
+async def test_a_delivery_is_recorded_once_and_wakes_the_worker_to_publish_it(
+    handlers: FulfillmentHandlers, store: FakeFulfillmentStore, wakes: RecordingWaker
+) -> None:
+    await handlers.pick_up(order_created("order-1"))
+    await ship(store, "order-1")
+    delivered_at = T0 + timedelta(days=1)
+
+    assert await handlers.record_delivery(order_id="order-1", shipment_id="shp-1", delivered_at=delivered_at)
+    assert not await handlers.record_delivery(order_id="order-1", shipment_id="shp-1", delivered_at=delivered_at)
+
+    record = store.record("order-1")
+    assert record.status is FulfillmentStatus.DELIVERED
+    assert record.owed_events == [
+        FulfillmentDelivered(order_id="order-1", shipment_id="shp-1", delivered_at=delivered_at)
+    ]
+    assert wakes.order_ids == ["order-1", "order-1"]
+    assert "order-1" in store.index

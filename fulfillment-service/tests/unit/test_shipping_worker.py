@@ -1,0 +1,419 @@
+"""The shipping worker against fakes, run as it runs in the app: `run()` in a task, woken by the handlers.
+
+Every wait is on a condition with a deadline (`eventually`); time in the records moves only with the fake clock.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import pytest
+from fulfillment_fakes import (
+    T0,
+    FakeCarrier,
+    FakeClock,
+    FakeEventPublisher,
+    FakeFulfillmentStore,
+    eventually,
+    order_cancelled,
+    order_created,
+)
+from fulfillment_service.domain import (
+    OWED_EVENTS_GRACE,
+    FulfillmentRecord,
+    FulfillmentStatus,
+    Lease,
+    RetryPolicy,
+)
+from fulfillment_service.handlers import FulfillmentHandlers
+from fulfillment_service.worker import ShippingWorker, WorkerSettings
+from order_contracts.events import (
+    FulfillmentAttemptFailed,
+    FulfillmentFailed,
+    FulfillmentShipped,
+    FulfillmentStarted,
+    FulfillmentVoided,
+)
+
+pytestmark = pytest.mark.anyio
+
+WORKER = "worker-1"
+LEASE = timedelta(seconds=150)
+POLICY = RetryPolicy(
+    first_delay=timedelta(seconds=2), max_delay=timedelta(seconds=60), give_up_after=timedelta(hours=1)
+)
+OFTEN = timedelta(milliseconds=5)
+"""A poll interval that lets a test see the fake clock's moves picked up at once."""
+NEVER = timedelta(hours=1)
+"""A poll interval that leaves only the start-up look and wake-ups within a test."""
+
+
+@dataclass
+class Fakes:
+    """What the workers of every replica share: the state store, the carrier, the broker and the time."""
+
+    store: FakeFulfillmentStore = field(default_factory=FakeFulfillmentStore)
+    carrier: FakeCarrier = field(default_factory=FakeCarrier)
+    publisher: FakeEventPublisher = field(default_factory=FakeEventPublisher)
+    clock: FakeClock = field(default_factory=FakeClock)
+
+    def worker(
+        self, worker_id: str = WORKER, *, poll_interval: timedelta = OFTEN, max_concurrent_calls: int = 4
+    ) -> ShippingWorker:
+        settings = WorkerSettings(
+            worker_id=worker_id,
+            retry_policy=POLICY,
+            lease_for=LEASE,
+            poll_interval=poll_interval,
+            max_concurrent_calls=max_concurrent_calls,
+        )
+        return ShippingWorker(self.store, self.carrier, self.publisher, settings, clock=self.clock)
+
+
+@pytest.fixture
+def fakes() -> Fakes:
+    return Fakes()
+
+
+@pytest.fixture
+def worker(fakes: Fakes) -> ShippingWorker:
+    return fakes.worker()
+
+
+@pytest.fixture
+def handlers(fakes: Fakes, worker: ShippingWorker) -> FulfillmentHandlers:
+    """The delivery path of the same instance: it wakes `worker`."""
+    return FulfillmentHandlers(
+        store=fakes.store,
+        publisher=fakes.publisher,
+        wake_worker=worker.wake,
+        worker_id=worker.worker_id,
+        lease_for=LEASE,
+        clock=fakes.clock,
+    )
+
+
+@asynccontextmanager
+async def running(worker: ShippingWorker) -> AsyncIterator[None]:
+    task = asyncio.create_task(worker.run(), name=f"worker {worker.worker_id}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=5)
+        await worker.stop()
+        assert task in done, "run() did not stop when cancelled"
+        if not task.cancelled():
+            task.result()  # run() ended by itself: raise what it raised
+
+
+def finished(store: FakeFulfillmentStore, order_id: str, status: FulfillmentStatus) -> bool:
+    """The order reached `status`, its events went out, and nothing is left for any worker to do."""
+    if not store.has(order_id):
+        return False
+    record = store.record(order_id)
+    return record.status is status and not record.owed_events and order_id not in store.index
+
+
+async def store_leased(store: FakeFulfillmentStore, order_id: str, lease: Lease, *, at: datetime = T0) -> None:
+    """An order picked up at `at` by the worker the lease names (as its instance's handlers store it)."""
+    record = FulfillmentRecord.pick_up(order_created(order_id), at=at, worker=lease.owner, lease_for=lease.until - at)
+    await store.save(record, None, now=at)
+
+
+async def test_a_woken_order_ships_once_and_its_events_go_out_then_are_settled(
+    worker: ShippingWorker, handlers: FulfillmentHandlers, fakes: Fakes
+) -> None:
+    async with running(worker):
+        await handlers.pick_up(order_created("order-1"))
+        await eventually(lambda: finished(fakes.store, "order-1", FulfillmentStatus.SHIPPED), what="order-1 shipped")
+
+    assert fakes.carrier.calls == ["order-1"]
+    assert [event.event_type for event in fakes.publisher.published] == [
+        FulfillmentStarted.event_type,
+        FulfillmentShipped.event_type,
+    ]
+    shipped = fakes.publisher.published[-1]
+    assert isinstance(shipped, FulfillmentShipped)
+    assert shipped.shipment_id == fakes.carrier.shipments["order-1"].shipment_id
+    assert shipped.attempts == 1
+    assert fakes.store.record("order-1").lease is None
+    assert fakes.store.index == {}
+
+
+async def test_many_orders_woken_at_once_each_ship_once(
+    worker: ShippingWorker, handlers: FulfillmentHandlers, fakes: Fakes
+) -> None:
+    order_ids = [f"order-{index}" for index in range(20)]
+
+    async with running(worker):
+        for order_id in order_ids:
+            await handlers.pick_up(order_created(order_id))
+        await eventually(
+            lambda: all(finished(fakes.store, order_id, FulfillmentStatus.SHIPPED) for order_id in order_ids),
+            what="every order shipped",
+        )
+
+    assert sorted(fakes.carrier.calls) == sorted(order_ids)
+
+
+async def test_a_rejection_makes_exactly_one_carrier_call_and_fails_the_order(
+    worker: ShippingWorker, handlers: FulfillmentHandlers, fakes: Fakes
+) -> None:
+    fakes.carrier.reject("undeliverable_address")
+
+    async with running(worker):
+        await handlers.pick_up(order_created("order-1"))
+        await eventually(lambda: finished(fakes.store, "order-1", FulfillmentStatus.FAILED), what="order-1 failed")
+
+    assert fakes.carrier.calls == ["order-1"]
+    failed = fakes.publisher.published[-1]
+    assert isinstance(failed, FulfillmentFailed)
+    assert failed.reason == "undeliverable_address"
+    assert failed.attempts == 1
+
+
+async def test_an_unavailable_carrier_parks_the_order_until_its_next_attempt_then_it_ships(
+    worker: ShippingWorker, handlers: FulfillmentHandlers, fakes: Fakes
+) -> None:
+    fakes.carrier.be_unavailable("HTTP 503: carrier down")
+    next_attempt_at = T0 + POLICY.first_delay
+
+    async with running(worker):
+        await handlers.pick_up(order_created("order-1"))
+        await eventually(
+            lambda: (
+                bool(fakes.publisher.of_type(FulfillmentAttemptFailed.event_type))
+                and not fakes.store.record("order-1").owed_events
+            ),
+            what="the failed attempt published and settled",
+        )
+
+        parked = fakes.store.record("order-1")
+        assert parked.status is FulfillmentStatus.PENDING
+        assert parked.next_attempt_at == next_attempt_at
+        assert parked.lease is None
+        assert fakes.store.index == {"order-1": next_attempt_at}
+        assert fakes.publisher.of_type(FulfillmentAttemptFailed.event_type) == [
+            FulfillmentAttemptFailed(
+                order_id="order-1",
+                attempt=1,
+                error="HTTP 503: carrier down",
+                failed_at=T0,
+                next_attempt_at=next_attempt_at,
+            )
+        ]
+        assert fakes.carrier.calls == ["order-1"]
+
+        fakes.carrier.recover()
+        fakes.clock.advance(POLICY.first_delay)
+        await eventually(lambda: finished(fakes.store, "order-1", FulfillmentStatus.SHIPPED), what="order-1 shipped")
+
+    assert fakes.carrier.calls == ["order-1", "order-1"]
+    [shipped] = fakes.publisher.of_type(FulfillmentShipped.event_type)
+    assert isinstance(shipped, FulfillmentShipped)
+    assert shipped.attempts == 2
+    assert shipped.shipped_at == next_attempt_at
+
+
+async def test_an_order_leased_to_another_worker_is_left_alone_while_the_lease_lasts(
+    worker: ShippingWorker, fakes: Fakes
+) -> None:
+    lease = Lease(owner="worker-2", until=T0 + LEASE)
+    await store_leased(fakes.store, "order-1", lease)
+
+    async with running(worker):  # its start-up look reads everything indexed
+        worker.wake("order-1")
+        await eventually(lambda: fakes.store.reads.count("order-1") >= 2, what="order-1 looked at twice")
+
+    assert fakes.carrier.calls == []
+    record = fakes.store.record("order-1")
+    assert record.lease == lease
+    assert record.status is FulfillmentStatus.PENDING
+    assert len(fakes.store.writes["order-1"]) == 1  # only the pickup
+
+
+async def test_after_a_restart_the_worker_resumes_its_own_leased_work_at_once(fakes: Fakes) -> None:
+    before_the_crash = fakes.worker(poll_interval=NEVER)
+    await store_leased(fakes.store, "order-1", Lease(owner=WORKER, until=T0 + LEASE))
+    fakes.carrier.hold()
+    async with running(before_the_crash):
+        before_the_crash.wake("order-1")
+        await eventually(lambda: fakes.carrier.calls == ["order-1"], what="the carrier called")
+    fakes.carrier.release()  # the process died during the call: the record still says it is leased to WORKER
+    fakes.clock.advance(timedelta(seconds=10))
+    assert fakes.store.record("order-1").lease == Lease(owner=WORKER, until=T0 + LEASE)
+
+    after_the_restart = fakes.worker(poll_interval=NEVER)  # no poll within the test: only the start-up look
+    async with running(after_the_restart):
+        await eventually(lambda: finished(fakes.store, "order-1", FulfillmentStatus.SHIPPED), what="order-1 shipped")
+
+    assert fakes.carrier.calls == ["order-1", "order-1"]
+    assert len(fakes.carrier.shipments) == 1
+
+
+async def test_an_order_whose_lease_ran_out_is_taken_over_from_the_worker_that_held_it(
+    worker: ShippingWorker, fakes: Fakes
+) -> None:
+    await store_leased(fakes.store, "order-1", Lease(owner="worker-2", until=T0 + LEASE))
+    fakes.clock.advance(LEASE + timedelta(seconds=1))
+
+    async with running(worker):
+        await eventually(lambda: finished(fakes.store, "order-1", FulfillmentStatus.SHIPPED), what="order-1 shipped")
+
+    assert fakes.carrier.calls == ["order-1"]
+    pickup, claim, *_ = fakes.store.writes["order-1"]
+    assert pickup.lease is not None
+    assert pickup.lease.owner == "worker-2"
+    assert claim.lease == Lease(owner=WORKER, until=fakes.clock.now + LEASE)
+
+
+async def test_events_whose_publish_failed_stay_owed_and_go_out_on_a_later_look(
+    worker: ShippingWorker, handlers: FulfillmentHandlers, fakes: Fakes
+) -> None:
+    async with running(worker):
+        await handlers.pick_up(order_created("order-1"))
+        fakes.publisher.failing = ConnectionError("broker down")
+        await eventually(lambda: bool(fakes.publisher.refused), what="a publish refused")
+
+        refused = fakes.store.record("order-1")
+        assert refused.status is FulfillmentStatus.SHIPPED
+        assert [event.event_type for event in refused.owed_events] == [FulfillmentShipped.event_type]
+        assert fakes.store.index == {"order-1": T0 + OWED_EVENTS_GRACE}
+
+        fakes.publisher.failing = None
+        fakes.clock.advance(OWED_EVENTS_GRACE)
+        await eventually(lambda: finished(fakes.store, "order-1", FulfillmentStatus.SHIPPED), what="the events settled")
+
+    assert fakes.carrier.calls == ["order-1"]
+    assert fakes.publisher.of_type(FulfillmentShipped.event_type) == refused.owed_events
+
+
+async def test_a_cancel_during_the_carrier_call_has_the_new_shipment_voided(
+    worker: ShippingWorker, handlers: FulfillmentHandlers, fakes: Fakes
+) -> None:
+    fakes.carrier.hold()
+
+    async with running(worker):
+        await handlers.pick_up(order_created("order-1"))
+        await eventually(lambda: fakes.carrier.calls == ["order-1"], what="the carrier called")
+        await handlers.cancel(order_cancelled("order-1"))
+        assert fakes.store.record("order-1").status is FulfillmentStatus.CANCELLED
+        fakes.carrier.release()
+        await eventually(lambda: finished(fakes.store, "order-1", FulfillmentStatus.VOIDED), what="order-1 voided")
+
+    statuses = fakes.store.statuses("order-1")
+    assert statuses.index(FulfillmentStatus.CANCELLED) < statuses.index(FulfillmentStatus.VOIDING)
+    assert statuses[-1] is FulfillmentStatus.VOIDED
+    shipment_id = fakes.carrier.shipments["order-1"].shipment_id
+    assert fakes.carrier.voids == [shipment_id]
+    assert fakes.carrier.voided == {shipment_id}
+    assert fakes.publisher.of_type(FulfillmentShipped.event_type) == []
+    [voided] = fakes.publisher.of_type(FulfillmentVoided.event_type)
+    assert isinstance(voided, FulfillmentVoided)
+    assert voided.shipment_id == shipment_id
+
+
+async def test_a_cancel_after_shipping_voids_the_shipment(
+    worker: ShippingWorker, handlers: FulfillmentHandlers, fakes: Fakes
+) -> None:
+    async with running(worker):
+        await handlers.pick_up(order_created("order-1"))
+        await eventually(lambda: finished(fakes.store, "order-1", FulfillmentStatus.SHIPPED), what="order-1 shipped")
+        await handlers.cancel(order_cancelled("order-1"))
+        await eventually(lambda: finished(fakes.store, "order-1", FulfillmentStatus.VOIDED), what="order-1 voided")
+
+    assert fakes.carrier.voids == [fakes.carrier.shipments["order-1"].shipment_id]
+    assert [event.event_type for event in fakes.publisher.published][-2:] == [
+        FulfillmentShipped.event_type,
+        FulfillmentVoided.event_type,
+    ]
+
+
+async def test_a_cancel_before_the_worker_looked_drops_the_work_without_a_carrier_call(
+    worker: ShippingWorker, handlers: FulfillmentHandlers, fakes: Fakes
+) -> None:
+    await handlers.pick_up(order_created("order-1"))  # the worker is not running yet
+    await handlers.cancel(order_cancelled("order-1"))
+    assert "order-1" in fakes.store.index  # still leased
+
+    async with running(worker):
+        await eventually(
+            lambda: finished(fakes.store, "order-1", FulfillmentStatus.CANCELLED), what="the lease dropped"
+        )
+
+    assert fakes.carrier.calls == []
+    assert fakes.store.record("order-1").lease is None
+
+
+async def test_a_worker_restarted_after_its_lease_ran_out_claims_the_order_again_so_no_other_replica_calls_too(
+    fakes: Fakes,
+) -> None:
+    await store_leased(fakes.store, "order-1", Lease(owner=WORKER, until=T0 + LEASE))
+    fakes.clock.advance(LEASE + timedelta(seconds=1))
+    fakes.carrier.hold()
+    restarted, other_replica = fakes.worker(WORKER), fakes.worker("worker-2")
+
+    async with running(restarted), running(other_replica):
+        await eventually(lambda: bool(fakes.carrier.calls), what="the carrier called")
+        # The caller read the order twice (before and after its claim): a third read is the other replica's look.
+        await eventually(lambda: fakes.store.reads.count("order-1") >= 3, what="both replicas looked")
+        during_the_call = fakes.store.record("order-1")
+        fakes.carrier.release()
+        await eventually(lambda: finished(fakes.store, "order-1", FulfillmentStatus.SHIPPED), what="order-1 shipped")
+
+    assert fakes.carrier.calls == ["order-1"]
+    assert during_the_call.lease is not None
+    assert during_the_call.lease.until == fakes.clock.now + LEASE
+
+
+async def test_an_order_whose_lease_ran_out_while_it_waited_for_a_free_slot_is_not_called_for_twice(
+    fakes: Fakes,
+) -> None:
+    busy = fakes.worker(max_concurrent_calls=1, poll_interval=NEVER)
+    other_replica = fakes.worker("worker-2", poll_interval=NEVER)
+    handlers = FulfillmentHandlers(
+        store=fakes.store, publisher=fakes.publisher, wake_worker=busy.wake, worker_id=WORKER, lease_for=LEASE,
+        clock=fakes.clock,
+    )  # fmt: skip
+    fakes.carrier.hold()
+
+    async with running(busy):
+        await handlers.pick_up(order_created("order-1"))
+        await eventually(lambda: fakes.carrier.calls == ["order-1"], what="order-1's call holding the only slot")
+        await handlers.pick_up(order_created("order-2"))  # leased to `busy`, whose worker waits for the slot
+        await eventually(lambda: fakes.store.reads.count("order-2") >= 2, what="busy's worker looked at order-2")
+        fakes.clock.advance(LEASE + timedelta(seconds=1))
+        async with running(other_replica):  # takes order-2 over (and finds order-1's lease expired too)
+            await eventually(lambda: "order-2" in fakes.carrier.calls, what="the other replica calling for order-2")
+            fakes.carrier.release()
+            await eventually(lambda: finished(fakes.store, "order-2", FulfillmentStatus.SHIPPED), what="shipped")
+            await eventually(lambda: finished(fakes.store, "order-1", FulfillmentStatus.SHIPPED), what="shipped")
+
+    assert fakes.carrier.calls.count("order-2") == 1
+
+
+@pytest.mark.parametrize("steps_between", range(4))
+async def test_the_worker_stops_when_cancelled_just_as_it_is_woken(fakes: Fakes, steps_between: int) -> None:
+    """The app's shutdown cancels run() and awaits it: a wake-up at that moment must not swallow the cancellation."""
+    worker = fakes.worker(poll_interval=NEVER)
+    task = asyncio.create_task(worker.run())
+    try:
+        worker.wake("order-unknown")
+        await eventually(lambda: fakes.store.reads == ["order-unknown"], what="the worker looked, now it waits")
+
+        worker.wake("order-unknown")
+        for _ in range(steps_between):
+            await asyncio.sleep(0)  # one scheduling step: where the wake-up and the cancel meet
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=5)
+
+        assert task in done, "run() went on after it was cancelled"
+        assert task.cancelled()
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+        await worker.stop()

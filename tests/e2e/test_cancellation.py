@@ -1,0 +1,68 @@
+"""Cancelling an order stops its fulfillment: parked work is dropped and never ships; a shipment the carrier
+already created is voided. Either way the order stays `cancelled`, whatever fulfillment reports afterwards."""
+
+from typing import Any
+
+import httpx
+
+from tests.support.fulfillment import created, fulfillment_record, shipments
+from tests.support.orders import wait_for_status
+from tests.support.polling import eventually
+
+
+def _fulfillment_status(order_id: str, status: str) -> dict[str, Any] | None:
+    record = fulfillment_record(order_id)
+    return record if record is not None and record["status"] == status else None
+
+
+def test_an_order_cancelled_while_parked_never_ships(order_api: httpx.Client, carrier_admin: httpx.Client) -> None:
+    carrier_admin.put("/admin/faults", json={"down": True}).raise_for_status()
+    order_id = created(order_api)
+    eventually(
+        lambda: (order_api.get(f"/orders/{order_id}").json()["fulfillment"] or {}).get("attempts"),
+        timeout=30,
+        what="a failed attempt: the order is parked",
+    )
+
+    assert order_api.post(f"/orders/{order_id}/cancel", json={"reason": "changed my mind"}).status_code == 200
+    eventually(lambda: _fulfillment_status(order_id, "cancelled"), timeout=10, what="fulfillment to drop the work")
+    carrier_admin.delete("/admin/faults").raise_for_status()
+    later_order = created(order_api)
+    wait_for_status(order_api, later_order, "shipped", timeout=30)  # the worker runs again: the parked order is gone
+
+    assert shipments(carrier_admin, order_id) == []
+    assert order_api.get(f"/orders/{order_id}").json()["status"] == "cancelled"
+
+
+def test_an_order_cancelled_after_its_shipment_was_created_has_that_shipment_voided(
+    order_api: httpx.Client, carrier_admin: httpx.Client
+) -> None:
+    # The carrier stores the shipment at once but answers 3 s later: a cancel now finds it created but unreported.
+    carrier_admin.put("/admin/faults", json={"latency_ms": 3000}).raise_for_status()
+    order_id = created(order_api)
+    eventually(lambda: shipments(carrier_admin, order_id), timeout=10, what="the carrier to create the shipment")
+
+    cancelled = order_api.post(f"/orders/{order_id}/cancel", json={"reason": "changed my mind"})
+
+    assert cancelled.status_code == 200, cancelled.text
+    voided = eventually(
+        lambda: (
+            ((order := order_api.get(f"/orders/{order_id}").json())["fulfillment"] or {}).get("voided_at") and order
+        ),
+        timeout=30,
+        what="fulfillment.voided.v1 folded into the order",
+    )
+    assert voided["status"] == "cancelled"
+    [shipment] = shipments(carrier_admin, order_id)
+    assert shipment["status"] == "voided"
+    assert _fulfillment_status(order_id, "voided") is not None
+
+
+def test_a_cancel_is_refused_once_the_order_service_recorded_shipped(order_api: httpx.Client) -> None:
+    order_id = created(order_api)
+    wait_for_status(order_api, order_id, "shipped", timeout=10)
+
+    refused = order_api.post(f"/orders/{order_id}/cancel")
+
+    assert refused.status_code == 409
+    assert order_api.get(f"/orders/{order_id}").json()["status"] in {"shipped", "delivered"}
