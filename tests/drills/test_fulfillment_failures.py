@@ -3,15 +3,12 @@ ship once it is over), an outage longer than the give-up window, and fulfillment
 or beside a second replica. Every order ships exactly once, or fails with the reason."""
 
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from devstack import dead_letters, kafka
 from devstack.layout import Layout
-from devstack.stack import Stack, ports_in_use
 
 from tests.support.fulfillment import carrier_calls, created, shipments
 from tests.support.instances import FULFILLMENT, FULFILLMENT_REPLICA, Instances, kill_listener, sigkill
@@ -20,19 +17,6 @@ from tests.support.orders import wait_for_status
 from tests.support.polling import eventually
 
 PICKUP_WITHIN_SECONDS = 5.0
-
-
-@pytest.fixture
-def instances(stack: Stack, layout: Layout) -> Iterator[Instances]:
-    """Fulfillment instances a drill starts; afterwards the stack gets a fulfillment app like the one it had."""
-    started = Instances(layout)
-    try:
-        yield started
-    finally:
-        started.stop_all()
-        if ports_in_use([FULFILLMENT.app]) == []:
-            restored = Instances(layout).fulfillment("fulfillment-service-restored")
-            stack.processes.append(restored)  # stopped with the stack
 
 
 def _accepted(stream: OrderStream) -> list[str]:

@@ -39,8 +39,9 @@ class Ports:
     metrics: int
 
 
+ORDER_SERVICE = Ports(app=8000, dapr_http=3500, dapr_grpc=50001, metrics=9101)
 FULFILLMENT = Ports(app=8001, dapr_http=3501, dapr_grpc=50002, metrics=9102)
-"""The fulfillment instance of dapr.yaml."""
+"""The instances of dapr.yaml."""
 FULFILLMENT_REPLICA = Ports(app=8011, dapr_http=3511, dapr_grpc=50012, metrics=9112)
 
 
@@ -49,26 +50,35 @@ class Instances:
     layout: Layout
     started: list[ManagedProcess] = field(default_factory=list)
 
-    def fulfillment(self, name: str, ports: Ports = FULFILLMENT, **env: str) -> ManagedProcess:
-        """The fulfillment app on `ports`, talking to the sidecar on those ports (started already)."""
+    def app(self, name: str, module: str, app_dir: str, ports: Ports, **env: str) -> ManagedProcess:
+        """`python -m <module>` in `app_dir`, as `dapr run` starts it, beside the sidecar on `ports` (running)."""
         process = start(
             name,
-            ["uv", "run", "--no-sync", "python", "-m", "fulfillment_service"],
+            ["uv", "run", "--no-sync", "python", "-m", module],
             log_dir=self.layout.logs_dir,
             pid_dir=self.layout.pids_dir,
-            cwd=self.layout.root / "fulfillment-service",
+            cwd=self.layout.root / app_dir,
             env={
-                "FULFILLMENT_SERVICE_PORT": str(ports.app),
                 "DAPR_HTTP_PORT": str(ports.dapr_http),
                 "DAPR_GRPC_PORT": str(ports.dapr_grpc),
                 "APP_API_TOKEN": stack_secret("APP_API_TOKEN"),
-                "CARRIER_WEBHOOK_SECRET": stack_secret("CARRIER_WEBHOOK_SECRET"),
                 **env,
             },
         )
         self.started.append(process)
         wait_until(lambda: _answers(f"http://{LOOPBACK}:{ports.app}/healthz"), what=name, timeout=60, process=process)
         return process
+
+    def fulfillment(self, name: str, ports: Ports = FULFILLMENT, **env: str) -> ManagedProcess:
+        return self.app(
+            name,
+            "fulfillment_service",
+            "fulfillment-service",
+            ports,
+            FULFILLMENT_SERVICE_PORT=str(ports.app),
+            CARRIER_WEBHOOK_SECRET=stack_secret("CARRIER_WEBHOOK_SECRET"),
+            **env,
+        )
 
     def sidecar(self, name: str, app_id: str, ports: Ports, app_dir: str) -> ManagedProcess:
         """A daprd for a second replica of `app_id`, started as `dapr run` starts one (same components, config)."""

@@ -76,7 +76,10 @@ class FulfillmentHandlers:
         )
 
     async def _update(self, order_id: str, change: Callable[[FulfillmentRecord, datetime], object]) -> bool:
-        """Apply `change` to the record as it is now and store it; False if it changed nothing."""
+        """Apply `change` to the record as it is now, publish what it owes and store it; False if it changed
+        nothing. The worker is woken when something is left for it: a shipment to void, an event the broker
+        refused, a lease to drop (so the order leaves the work index now rather than when the lease runs out)."""
+        published: set[str] = set()
         for _ in range(CONFLICT_ATTEMPTS):
             stored = await self.store.get(order_id)
             if stored is None:
@@ -86,10 +89,12 @@ class FulfillmentHandlers:
             change(stored.record, now)
             if stored.record == before:
                 return False
+            await self.publisher.publish_owed(stored.record, published)
             try:
                 await self.store.save(stored.record, stored.etag, now=now)
             except ConcurrentUpdateError:
                 continue
-            self.wake_worker(order_id)
+            if stored.record.owed_events or stored.record.needs_work() or stored.record.lease is not None:
+                self.wake_worker(order_id)
             return True
         raise ConcurrentUpdateError(order_id)

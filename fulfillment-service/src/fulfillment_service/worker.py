@@ -159,13 +159,16 @@ class ShippingWorker:
                 record.claim(self.worker_id, now=now, lease_for=self._settings.lease_for)
                 await self._store.save(record, etag, now=now)
                 continue
+            waits_for_a_slot = self._calls.locked()
             async with self._calls:
-                if not await self._unchanged_and_still_mine(order_id, etag):
+                if waits_for_a_slot and not await self._unchanged_and_still_mine(order_id, etag):
                     continue  # while it waited for a free slot: cancelled, or its lease ran out; look again
                 if record.status is FulfillmentStatus.VOIDING:
-                    await self._void(record)
+                    after = await self._void(record)
                 else:
-                    await self._ship(record)
+                    after = await self._ship(record)
+            if after is None or not (after.owed_events or after.is_due(self._clock())):
+                return
 
     async def _unchanged_and_still_mine(self, order_id: str, etag: str) -> bool:
         current = await self._store.get(order_id)
@@ -173,23 +176,23 @@ class ShippingWorker:
             current is not None and current.etag == etag and current.record.is_leased_to(self.worker_id, self._clock())
         )
 
-    async def _ship(self, record: FulfillmentRecord) -> None:
+    async def _ship(self, record: FulfillmentRecord) -> FulfillmentRecord | None:
         policy, order_id = self._settings.retry_policy, record.order_id
         try:
             shipment = await self._carrier.create_shipment(record.order)
         except CarrierRejectedError as rejection:
             reason = str(rejection)
             logger.info("carrier rejected the shipment", extra={"order_id": order_id, "reason": reason})
-            await self._record(order_id, lambda r, at: r.record_rejection(reason, at=at))
+            return await self._record(order_id, lambda r, at: r.record_rejection(reason, at=at))
         except CarrierUnavailableError as unavailable:
             error = str(unavailable)
             logger.warning("shipping attempt failed", extra={"order_id": order_id, "error": error})
-            await self._record(order_id, lambda r, at: r.record_failed_attempt(error, at=at, policy=policy))
+            return await self._record(order_id, lambda r, at: r.record_failed_attempt(error, at=at, policy=policy))
         else:
             logger.info("shipment created", extra={"order_id": order_id, "shipment_id": shipment.shipment_id})
-            await self._record(order_id, lambda r, at: r.record_shipment(shipment, at=at))
+            return await self._record(order_id, lambda r, at: r.record_shipment(shipment, at=at))
 
-    async def _void(self, record: FulfillmentRecord) -> None:
+    async def _void(self, record: FulfillmentRecord) -> FulfillmentRecord | None:
         assert record.shipment is not None  # VOIDING means a shipment exists
         policy, order_id = self._settings.retry_policy, record.order_id
         try:
@@ -197,28 +200,33 @@ class ShippingWorker:
         except CarrierRejectedError as refusal:
             reason = str(refusal)
             logger.warning("carrier refused to void", extra={"order_id": order_id, "reason": reason})
-            await self._record(order_id, lambda r, _: r.record_void_refused(reason))
+            return await self._record(order_id, lambda r, _: r.record_void_refused(reason))
         except CarrierUnavailableError as unavailable:
             error = str(unavailable)
             logger.warning("void attempt failed", extra={"order_id": order_id, "error": error})
-            await self._record(order_id, lambda r, at: r.record_failed_void(error, at=at, policy=policy))
+            return await self._record(order_id, lambda r, at: r.record_failed_void(error, at=at, policy=policy))
         else:
             logger.info("shipment voided", extra={"order_id": order_id})
-            await self._record(order_id, lambda r, at: r.record_void(at=at))
+            return await self._record(order_id, lambda r, at: r.record_void(at=at))
 
-    async def _record(self, order_id: str, apply: Callable[[FulfillmentRecord, datetime], None]) -> None:
-        """Apply the carrier's answer to the record as it is now (a cancel may have come in during the call)."""
+    async def _record(
+        self, order_id: str, apply: Callable[[FulfillmentRecord, datetime], None]
+    ) -> FulfillmentRecord | None:
+        """Apply the carrier's answer to the record as it is now (a cancel may have come in during the call),
+        publish what that owes, and commit it: the record as committed."""
+        published: set[str] = set()
         for _ in range(CONFLICT_ATTEMPTS):
             stored = await self._store.get(order_id)
             if stored is None:
-                return
+                return None
             now = self._clock()
             apply(stored.record, now)
+            await self._publisher.publish_owed(stored.record, published)
             try:
                 await self._store.save(stored.record, stored.etag, now=now)
             except ConcurrentUpdateError:
                 continue
-            return
+            return stored.record
         raise ConcurrentUpdateError(order_id)
 
     async def _publish_owed(self, record: FulfillmentRecord, etag: str, now: datetime) -> None:

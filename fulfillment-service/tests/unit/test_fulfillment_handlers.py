@@ -22,26 +22,6 @@ LEASE = timedelta(seconds=150)
 
 
 @pytest.fixture
-def store() -> FakeFulfillmentStore:
-    return FakeFulfillmentStore()
-
-
-@pytest.fixture
-def publisher() -> FakeEventPublisher:
-    return FakeEventPublisher()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def wakes() -> RecordingWaker:
-    return RecordingWaker()
-
-
-@pytest.fixture
 def handlers(
     store: FakeFulfillmentStore, publisher: FakeEventPublisher, wakes: RecordingWaker, clock: FakeClock
 ) -> FulfillmentHandlers:
@@ -170,11 +150,12 @@ async def test_a_delivery_of_an_order_never_picked_up_raises_unknown_order(handl
         await handlers.record_delivery(order_id="order-unknown", shipment_id="shp-1", delivered_at=T0)
 
 
-async def test_a_delivery_is_recorded_once_and_wakes_the_worker_to_publish_it(
-    handlers: FulfillmentHandlers, store: FakeFulfillmentStore, wakes: RecordingWaker
+async def test_a_delivery_is_recorded_and_published_once(
+    handlers: FulfillmentHandlers, store: FakeFulfillmentStore, publisher: FakeEventPublisher, wakes: RecordingWaker
 ) -> None:
     await handlers.pick_up(order_created("order-1"))
     await ship(store, "order-1")
+    woken_before = list(wakes.order_ids)
     delivered_at = T0 + timedelta(days=1)
 
     assert await handlers.record_delivery(order_id="order-1", shipment_id="shp-1", delivered_at=delivered_at)
@@ -182,8 +163,25 @@ async def test_a_delivery_is_recorded_once_and_wakes_the_worker_to_publish_it(
 
     record = store.record("order-1")
     assert record.status is FulfillmentStatus.DELIVERED
-    assert record.owed_events == [
+    assert record.owed_events == []
+    assert publisher.of_type(FulfillmentDelivered.event_type) == [
         FulfillmentDelivered(order_id="order-1", shipment_id="shp-1", delivered_at=delivered_at)
     ]
-    assert wakes.order_ids == ["order-1", "order-1"]
+    assert wakes.order_ids == woken_before  # nothing left for the worker
+    assert "order-1" not in store.index
+
+
+async def test_a_delivery_the_broker_refuses_stays_owed_and_the_worker_is_woken_to_publish_it(
+    handlers: FulfillmentHandlers, store: FakeFulfillmentStore, publisher: FakeEventPublisher, wakes: RecordingWaker
+) -> None:
+    await handlers.pick_up(order_created("order-1"))
+    await ship(store, "order-1")
+    publisher.failing = RuntimeError("broker down")
+
+    assert await handlers.record_delivery(order_id="order-1", shipment_id="shp-1", delivered_at=T0)
+
+    record = store.record("order-1")
+    assert record.status is FulfillmentStatus.DELIVERED
+    assert [event.event_type for event in record.owed_events] == [FulfillmentDelivered.event_type]
+    assert wakes.order_ids[-1] == "order-1"
     assert "order-1" in store.index

@@ -1,5 +1,6 @@
 """Publishing fulfillment progress over the Dapr pub/sub API."""
 
+import logging
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 
@@ -8,10 +9,28 @@ from order_contracts.cloudevents import CLOUDEVENTS_CONTENT_TYPE, envelope
 from order_contracts.events import EventData
 from order_contracts.names import PARTITION_KEY_METADATA
 
+from fulfillment_service.domain import FulfillmentRecord
+
+logger = logging.getLogger(__name__)
+
 
 class AbstractEventPublisher(ABC):
     @abstractmethod
     async def publish(self, event: EventData) -> None: ...
+
+    async def publish_owed(self, record: FulfillmentRecord, published: set[str]) -> None:
+        """Publish the events the record owes before the change that owes them is committed, and forget those the
+        broker took: one commit instead of two. Safe because every id is stable (a commit that then fails, and is
+        applied again, owes the same ids: `published` remembers them, and consumers de-duplicate any repeat).
+        An event the broker refuses stays owed, is committed with the change, and a later look publishes it."""
+        try:
+            for event in record.owed_events:
+                if event.event_id() not in published:
+                    await self.publish(event)
+                    published.add(event.event_id())
+        except Exception as error:  # the broker is down or slow: keep it owed
+            logger.warning("publishing deferred", extra={"order_id": record.order_id, "error": repr(error)})
+        record.settle([event for event in record.owed_events if event.event_id() in published])
 
 
 class DaprEventPublisher(AbstractEventPublisher):
