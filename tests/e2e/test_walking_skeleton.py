@@ -48,4 +48,4 @@ def test_the_same_path_works_through_dapr_service_invocation(order_api: httpx.Cl
     wait_for_status(order_api, order_id, "shipped", timeout=PICKUP_AND_SHIP_WITHIN_SECONDS)
     read_through_dapr = httpx.get(f"{invoke}/orders/{order_id}", timeout=10)
     assert read_through_dapr.status_code == 200
-    assert read_through_dapr.json()["status"] == "shipped"
+    assert read_through_dapr.json()["status"] in {"shipped", "delivered"}  # the carrier reports delivery 5 s on
