@@ -6,7 +6,12 @@ import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from fulfillment_service.adapters.carrier import AbstractCarrier, CarrierRejectedError, CarrierUnavailableError
+from fulfillment_service.adapters.carrier import (
+    AbstractCarrier,
+    CarrierRejectedError,
+    CarrierUnavailableError,
+    FoundShipment,
+)
 from fulfillment_service.adapters.events import AbstractEventPublisher
 from fulfillment_service.adapters.fulfillments import AbstractFulfillmentStore, ConcurrentUpdateError, StoredFulfillment
 from fulfillment_service.domain import FulfillmentRecord, FulfillmentStatus, Shipment
@@ -116,6 +121,8 @@ class FakeCarrier(AbstractCarrier):
         """The order id of every create_shipment call, in order (counted when the call arrives)."""
         self.voids: list[str] = []
         """The shipment id of every void_shipment call, in order."""
+        self.finds: list[str] = []
+        """The order id of every find_shipment call, in order."""
         self.shipments: dict[str, Shipment] = {}
         """Order id -> the shipment created for it."""
         self.voided: set[str] = set()
@@ -150,6 +157,14 @@ class FakeCarrier(AbstractCarrier):
             order.order_id,
             Shipment(shipment_id=f"shp-{order.order_id}", carrier="Fake Parcel", tracking_number=f"T-{order.order_id}"),
         )
+
+    async def find_shipment(self, order_id: str) -> FoundShipment | None:
+        self.finds.append(order_id)
+        await self._wait_if_held()
+        if self.failure is not None and not isinstance(self.failure, CarrierRejectedError):
+            raise self.failure
+        shipment = self.shipments.get(order_id)
+        return None if shipment is None else FoundShipment(shipment, voided=shipment.shipment_id in self.voided)
 
     async def void_shipment(self, shipment_id: str) -> None:
         self.voids.append(shipment_id)

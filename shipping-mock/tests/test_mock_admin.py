@@ -45,6 +45,7 @@ async def test_request_log_records_every_create_and_cancel_of_an_order(carrier: 
     await create_shipment(carrier, shipment_body(order_id), key)
     await create_shipment(carrier, shipment_body(other_order), new_key())
     await carrier.get(f"/shipments/{created['shipment_id']}")  # reads are not logged
+    await carrier.get("/shipments", params={"order_id": order_id})
     await carrier.post(f"/shipments/{created['shipment_id']}/cancel", headers={"Idempotency-Key": "cancel-1"})
 
     calls = await requests_of(carrier, order_id)

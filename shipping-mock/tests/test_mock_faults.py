@@ -70,9 +70,10 @@ async def test_down_answers_503_to_every_carrier_call_but_not_to_admin(carrier: 
 
     create = await create_shipment(carrier, shipment_body(order_id), new_key())
     read = await carrier.get(f"/shipments/{existing['shipment_id']}")
+    find = await carrier.get("/shipments", params={"order_id": order_id})
     cancel = await carrier.post(f"/shipments/{existing['shipment_id']}/cancel")
 
-    for response in (create, read, cancel):
+    for response in (create, read, find, cancel):
         assert_problem(response, 503, "carrier-unavailable")
         assert response.headers["Retry-After"] == "1"
     assert (await carrier.get("/healthz")).status_code == 200
@@ -118,6 +119,20 @@ async def test_reject_rate_rejection_is_remembered_for_the_key(carrier: httpx.As
 
     other_key = await create_shipment(carrier, shipment_body(order_id), new_key())
     assert other_key.status_code == 201
+
+
+async def test_find_by_order_ignores_error_reject_and_timeout_faults(start_carrier: StartCarrier) -> None:
+    carrier = await start_carrier(hold_seconds=30)
+    order_id = new_order_id()
+    created = (await create_shipment(carrier, shipment_body(order_id), new_key())).json()
+    await set_faults(carrier, error_rate=1.0, reject_rate=1.0, timeout_rate=1.0)
+
+    with anyio.fail_after(5):  # far under hold_seconds: the answer is not withheld
+        find = await carrier.get("/shipments", params={"order_id": order_id})
+
+    assert find.status_code == 200
+    assert find.json() == [created]
+    assert [call["outcome"] for call in await requests_of(carrier, order_id)] == [201]
 
 
 async def test_timeout_stores_the_shipment_then_holds_the_answer(carrier: httpx.AsyncClient) -> None:
@@ -195,11 +210,16 @@ async def test_latency_delays_carrier_answers(carrier: httpx.AsyncClient) -> Non
     started = time.monotonic()
     read = await carrier.get(f"/shipments/{created.json()['shipment_id']}")
     read_elapsed = time.monotonic() - started
+    started = time.monotonic()
+    find = await carrier.get("/shipments", params={"order_id": order_id})
+    find_elapsed = time.monotonic() - started
 
     assert created.status_code == 201
     assert read.status_code == 200
+    assert find.status_code == 200
     assert create_elapsed >= 0.15
     assert read_elapsed >= 0.15
+    assert find_elapsed >= 0.15
     [call] = await requests_of(carrier, order_id)
     assert call["held_ms"] >= 149  # (timer granularity)
 

@@ -184,3 +184,34 @@ async def test_cancel_voids_the_shipment_and_is_idempotent(carrier: httpx.AsyncC
 
 async def test_cancel_unknown_shipment_is_404(carrier: httpx.AsyncClient) -> None:
     assert_problem(await carrier.post("/shipments/shp_nope/cancel"), 404, "shipment-not-found")
+
+
+async def test_find_by_order_lists_that_orders_shipments_oldest_first(carrier: httpx.AsyncClient) -> None:
+    order_id, other_order = new_order_id(), new_order_id()
+    first = (await create_shipment(carrier, shipment_body(order_id), new_key())).json()
+    await create_shipment(carrier, shipment_body(other_order), new_key())
+    second = (await create_shipment(carrier, shipment_body(order_id), new_key())).json()
+    await carrier.post(f"/shipments/{first['shipment_id']}/cancel")
+
+    response = await carrier.get("/shipments", params={"order_id": order_id})
+
+    assert response.status_code == 200, response.text
+    assert response.json() == [{**first, "status": "voided"}, second]
+    for found in response.json():
+        assert found == (await carrier.get(f"/shipments/{found['shipment_id']}")).json()
+
+
+async def test_find_by_unknown_order_is_an_empty_list(carrier: httpx.AsyncClient) -> None:
+    await create_shipment(carrier, shipment_body(new_order_id()), new_key())
+
+    response = await carrier.get("/shipments", params={"order_id": new_order_id()})
+
+    assert response.status_code == 200
+    assert response.json() == []
+
+
+@pytest.mark.parametrize("params", [{}, {"order_id": ""}, {"order_id": "   "}])
+async def test_find_without_an_order_id_is_422(carrier: httpx.AsyncClient, params: dict[str, str]) -> None:
+    problem = assert_problem(await carrier.get("/shipments", params=params), 422, "invalid-request")
+
+    assert problem["errors"]

@@ -4,8 +4,10 @@ already created is voided. Either way the order stays `cancelled`, whatever fulf
 from typing import Any
 
 import httpx
+import yaml
+from devstack.layout import Layout
 
-from tests.support.fulfillment import created, fulfillment_record, shipments
+from tests.support.fulfillment import carrier_calls, created, fulfillment_record, shipments
 from tests.support.orders import wait_for_status
 from tests.support.polling import eventually
 
@@ -56,6 +58,47 @@ def test_an_order_cancelled_after_its_shipment_was_created_has_that_shipment_voi
     [shipment] = shipments(carrier_admin, order_id)
     assert shipment["status"] == "voided"
     assert _fulfillment_status(order_id, "voided") is not None
+
+
+def _tries_per_attempt() -> int:
+    """One attempt through the sidecar is the first try and the retries of components/resiliency.yaml."""
+    resiliency = yaml.safe_load((Layout.discover().root / "components" / "resiliency.yaml").read_text())
+    return int(resiliency["spec"]["policies"]["retries"]["carrierRetries"]["maxRetries"]) + 1
+
+
+def test_a_cancel_after_a_call_whose_answer_was_lost_still_voids_the_shipment_that_call_created(
+    order_api: httpx.Client, carrier_admin: httpx.Client
+) -> None:
+    # The carrier stores every shipment and withholds the answer for 30 s: fulfillment never hears of it.
+    carrier_admin.put("/admin/faults", json={"timeout_rate": 1.0}).raise_for_status()
+    order_id = created(order_api)
+    eventually(lambda: shipments(carrier_admin, order_id), timeout=10, what="the carrier to store the shipment")
+    assert order_api.post(f"/orders/{order_id}/cancel", json={"reason": "changed my mind"}).status_code == 200
+
+    tries = _tries_per_attempt()
+    eventually(
+        lambda: (
+            len([call for call in carrier_calls(carrier_admin, order_id) if call["outcome"] == "abandoned"]) >= tries
+        ),
+        timeout=tries * 12,
+        interval=0.5,
+        what=f"the attempt to end unheard: {tries} tries, each abandoned after 10 s",
+    )
+    carrier_admin.delete("/admin/faults").raise_for_status()
+
+    voided = eventually(
+        lambda: (
+            ((order := order_api.get(f"/orders/{order_id}").json())["fulfillment"] or {}).get("voided_at") and order
+        ),
+        timeout=30,
+        what="fulfillment to find the shipment by the order reference and void it",
+    )
+    assert voided["status"] == "cancelled"
+    [shipment] = shipments(carrier_admin, order_id)
+    assert shipment["status"] == "voided"
+    record = fulfillment_record(order_id)
+    assert record is not None
+    assert (record["status"], record["shipment"]["shipment_id"]) == ("voided", shipment["shipment_id"])
 
 
 def test_a_cancel_is_refused_once_the_order_service_recorded_shipped(order_api: httpx.Client) -> None:

@@ -90,6 +90,10 @@ class FulfillmentRecord(BaseModel):
     next_attempt_at: datetime | None = None
     shipment: Shipment | None = None
     void_attempts: int = 0
+    unheard_call: bool = False
+    """A carrier call may have created a shipment whose answer was never heard (a timeout, a crash) and the order is
+    ending without one (cancelled, or given up on): the carrier is asked for it by the order reference and whatever
+    it has is voided, so no order ends `cancelled` or `failed` with a live shipment nobody knows of."""
     lease: Lease | None = None
     owed_events: list[OwedEvent] = []
     """Events recorded with the state change that caused them and not yet confirmed published: the worker
@@ -129,7 +133,7 @@ class FulfillmentRecord(BaseModel):
         return due
 
     def needs_work(self) -> bool:
-        return self.status in (FulfillmentStatus.PENDING, FulfillmentStatus.VOIDING)
+        return self.status in (FulfillmentStatus.PENDING, FulfillmentStatus.VOIDING) or self.unheard_call
 
     def is_due(self, now: datetime) -> bool:
         return self.needs_work() and (self.next_attempt_at is None or self.next_attempt_at <= now)
@@ -166,6 +170,7 @@ class FulfillmentRecord(BaseModel):
         elif self.status is FulfillmentStatus.CANCELLED:
             # The cancel arrived while the carrier was creating the shipment: it must be voided.
             self.status = FulfillmentStatus.VOIDING
+            self.unheard_call = False  # heard now: one key, one shipment
 
     def record_rejection(self, reason: str, *, at: datetime) -> None:
         """The carrier refused the shipment for good."""
@@ -196,6 +201,7 @@ class FulfillmentRecord(BaseModel):
         )
         if giving_up:
             self._fail(CARRIER_UNAVAILABLE, at=at)
+            self.unheard_call = True  # the failed attempts may have reached the carrier
 
     def cancel(self) -> None:
         """The order was cancelled: drop the work that is left, or void the shipment if there is one."""
@@ -203,6 +209,8 @@ class FulfillmentRecord(BaseModel):
             self.status = FulfillmentStatus.CANCELLED
             self.next_attempt_at = None
             # A lease stays: a carrier call may be in progress, and its answer must still be heard (and voided).
+            # If it, or an earlier failed attempt, created a shipment without our hearing of it, it is found and voided.
+            self.unheard_call = self.attempts > 0 or self.lease is not None
         elif self.status is FulfillmentStatus.SHIPPED:
             self.status = FulfillmentStatus.VOIDING
             self.next_attempt_at = None
@@ -216,10 +224,30 @@ class FulfillmentRecord(BaseModel):
             FulfillmentVoided(order_id=self.order_id, shipment_id=self.shipment.shipment_id, voided_at=at)
         )
 
-    def record_failed_void(self, error: str, *, at: datetime, policy: RetryPolicy) -> None:
-        """The carrier could not be reached to void the shipment: try again later (a void never gives up)."""
+    def record_nothing_found(self) -> None:
+        """The carrier has no shipment for the order: the unheard call created none."""
         self.lease = None
-        if self.status is not FulfillmentStatus.VOIDING:
+        self.unheard_call = False
+        self.next_attempt_at = None
+
+    def record_found_and_voided(self, shipment: Shipment, *, at: datetime) -> None:
+        """The carrier had a shipment for the order that nobody heard of; it is voided now."""
+        self.lease = None
+        if not self.unheard_call:
+            return
+        self.unheard_call = False
+        self.next_attempt_at = None
+        self.shipment = shipment
+        if self.status is FulfillmentStatus.CANCELLED:
+            self.status = FulfillmentStatus.VOIDED
+        self.owed_events.append(
+            FulfillmentVoided(order_id=self.order_id, shipment_id=shipment.shipment_id, voided_at=at)
+        )
+
+    def record_failed_void(self, error: str, *, at: datetime, policy: RetryPolicy) -> None:
+        """The carrier could not be reached to void (or find) the shipment: try again later (never gives up)."""
+        self.lease = None
+        if self.status is not FulfillmentStatus.VOIDING and not self.unheard_call:
             return
         self.void_attempts += 1
         self.last_error = error
@@ -228,16 +256,21 @@ class FulfillmentRecord(BaseModel):
     def record_void_refused(self, reason: str) -> None:
         """The carrier refused to void the shipment for good (it was delivered already)."""
         self.lease = None
-        if self.status is FulfillmentStatus.VOIDING:
-            self.status = FulfillmentStatus.VOID_REFUSED
+        if self.status is FulfillmentStatus.VOIDING or self.unheard_call:
+            self.unheard_call = False
+            self.next_attempt_at = None
             self.last_error = reason
+            if self.status in (FulfillmentStatus.VOIDING, FulfillmentStatus.CANCELLED):
+                self.status = FulfillmentStatus.VOID_REFUSED
 
     def record_delivery(self, *, shipment_id: str, at: datetime) -> None:
         """The carrier reported the shipment delivered (a repeated report changes nothing).
 
-        ShipmentNotRecordedError while the carrier's answer to the create call has not been heard yet (it can be
+        ShipmentNotRecordedError while the carrier's answer to the create call has not been heard (it can be
         withheld or lost): the report must be sent again later, not dropped."""
-        if self.status is FulfillmentStatus.PENDING:
+        if self.status is FulfillmentStatus.PENDING or (self.unheard_call and self.shipment is None):
+            # Also a shipment nobody heard of, while the carrier is being asked for it to void it: the report is
+            # answered "later", and the void comes first unless the carrier really delivered.
             raise ShipmentNotRecordedError(self.order_id)
         if self.status is not FulfillmentStatus.SHIPPED or self.shipment is None:
             return

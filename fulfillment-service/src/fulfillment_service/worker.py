@@ -165,6 +165,8 @@ class ShippingWorker:
                     continue  # while it waited for a free slot: cancelled, or its lease ran out; look again
                 if record.status is FulfillmentStatus.VOIDING:
                     after = await self._void(record)
+                elif record.unheard_call:
+                    after = await self._find_and_void(record)
                 else:
                     after = await self._ship(record)
             if after is None or not (after.owed_events or after.is_due(self._clock())):
@@ -208,6 +210,27 @@ class ShippingWorker:
         else:
             logger.info("shipment voided", extra={"order_id": order_id})
             return await self._record(order_id, lambda r, at: r.record_void(at=at))
+
+    async def _find_and_void(self, record: FulfillmentRecord) -> FulfillmentRecord | None:
+        """Ask the carrier for a shipment made by a call whose answer nobody heard, and void it if there is one."""
+        policy, order_id = self._settings.retry_policy, record.order_id
+        try:
+            found = await self._carrier.find_shipment(order_id)
+            if found is not None and not found.voided:
+                await self._carrier.void_shipment(found.shipment.shipment_id)
+        except CarrierRejectedError as refusal:
+            reason = str(refusal)
+            logger.warning("carrier refused to void", extra={"order_id": order_id, "reason": reason})
+            return await self._record(order_id, lambda r, _: r.record_void_refused(reason))
+        except CarrierUnavailableError as unavailable:
+            error = str(unavailable)
+            logger.warning("carrier search failed", extra={"order_id": order_id, "error": error})
+            return await self._record(order_id, lambda r, at: r.record_failed_void(error, at=at, policy=policy))
+        if found is None:
+            logger.info("no unheard-of shipment", extra={"order_id": order_id})
+            return await self._record(order_id, lambda r, _: r.record_nothing_found())
+        logger.info("unheard-of shipment voided", extra={"order_id": order_id})
+        return await self._record(order_id, lambda r, at: r.record_found_and_voided(found.shipment, at=at))
 
     async def _record(
         self, order_id: str, apply: Callable[[FulfillmentRecord, datetime], None]

@@ -195,7 +195,8 @@ def test_a_failed_attempt_once_give_up_after_has_passed_since_pickup_fails_the_o
         FulfillmentFailed(order_id="order-1", reason=CARRIER_UNAVAILABLE, failed_at=gave_up_at, attempts=2),
     ]
     assert CARRIER_UNAVAILABLE == "carrier unavailable"
-    assert not record.needs_work()
+    assert record.unheard_call  # the failed attempts may have created a shipment: it is looked for, and voided
+    assert record.needs_work()
 
 
 def test_a_cancel_while_pending_cancels_without_an_event_and_keeps_the_lease_of_a_call_in_progress() -> None:
@@ -207,7 +208,72 @@ def test_a_cancel_while_pending_cancels_without_an_event_and_keeps_the_lease_of_
     assert record.next_attempt_at is None
     assert record.owed_events == []
     assert record.lease == Lease(owner="worker-1", until=T0 + LEASE)
+    assert record.unheard_call  # leased: a call may be under way; if its answer is lost, the carrier is asked
+    assert record.needs_work()
+
+
+def test_a_cancel_before_any_carrier_call_leaves_nothing_to_look_for() -> None:
+    record = picked_up()
+    record.lease = None  # never claimed by a worker, never called
+
+    record.cancel()
+
+    assert record.status is FulfillmentStatus.CANCELLED
+    assert not record.unheard_call
     assert not record.needs_work()
+    assert record.due_at(T0) is None
+
+
+def test_a_shipment_nobody_heard_of_is_voided_after_a_cancel_and_reported() -> None:
+    record = picked_up()
+    record.record_failed_attempt("timeout", at=T0 + timedelta(seconds=10), policy=POLICY)
+    record.settle(list(record.owed_events))
+    record.cancel()
+
+    record.record_found_and_voided(SHIPMENT, at=T0 + timedelta(seconds=20))
+
+    assert record.status is FulfillmentStatus.VOIDED
+    assert not record.unheard_call
+    assert record.shipment == SHIPMENT
+    assert record.owed_events == [
+        FulfillmentVoided(order_id="order-1", shipment_id=SHIPMENT.shipment_id, voided_at=T0 + timedelta(seconds=20))
+    ]
+    assert not record.needs_work()
+
+
+def test_a_failed_order_whose_unheard_shipment_is_voided_stays_failed() -> None:
+    record = picked_up()
+    record.record_failed_attempt("timeout", at=T0 + POLICY.give_up_after, policy=POLICY)
+
+    record.record_found_and_voided(SHIPMENT, at=T0 + POLICY.give_up_after)
+
+    assert record.status is FulfillmentStatus.FAILED
+    assert record.owed_events[-1] == FulfillmentVoided(
+        order_id="order-1", shipment_id=SHIPMENT.shipment_id, voided_at=T0 + POLICY.give_up_after
+    )
+
+
+def test_a_delivery_report_for_a_shipment_nobody_heard_of_is_to_be_sent_again_after_the_search() -> None:
+    record = picked_up()
+    record.cancel()
+
+    with pytest.raises(ShipmentNotRecordedError):
+        record.record_delivery(shipment_id="shp-unheard", at=T0)
+
+    record.record_found_and_voided(SHIPMENT, at=T0)
+    record.record_delivery(shipment_id=SHIPMENT.shipment_id, at=T0)  # voided now: a late report changes nothing
+    assert record.status is FulfillmentStatus.VOIDED
+
+
+def test_when_the_carrier_has_nothing_for_the_order_there_is_nothing_left_to_do() -> None:
+    record = picked_up()
+    record.cancel()
+
+    record.record_nothing_found()
+
+    assert (record.status, record.unheard_call, record.lease) == (FulfillmentStatus.CANCELLED, False, None)
+    assert record.owed_events == []
+    assert record.due_at(T0) is None
 
 
 def test_a_shipment_heard_after_the_cancel_is_to_be_voided_and_is_not_reported_shipped() -> None:

@@ -26,6 +26,7 @@ from fulfillment_service.domain import (
     FulfillmentStatus,
     Lease,
     RetryPolicy,
+    Shipment,
 )
 from fulfillment_service.handlers import FulfillmentHandlers
 from fulfillment_service.worker import ShippingWorker, WorkerSettings
@@ -314,6 +315,48 @@ async def test_a_cancel_during_the_carrier_call_has_the_new_shipment_voided(
     [voided] = fakes.publisher.of_type(FulfillmentVoided.event_type)
     assert isinstance(voided, FulfillmentVoided)
     assert voided.shipment_id == shipment_id
+
+
+async def test_a_cancel_after_a_failed_attempt_finds_the_shipment_nobody_heard_of_and_voids_it(
+    worker: ShippingWorker, handlers: FulfillmentHandlers, fakes: Fakes
+) -> None:
+    fakes.carrier.be_unavailable("HTTP 500: context deadline exceeded")  # a timeout: did the carrier create it?
+    async with running(worker):
+        await handlers.pick_up(order_created("order-1"))
+        await eventually(lambda: fakes.store.record("order-1").attempts == 1, what="the attempt failed, parked")
+        # It did: the carrier stored the shipment, its answer was lost.
+        unheard_of = Shipment(shipment_id="shp-unheard", carrier="Fake Parcel", tracking_number="T-unheard")
+        fakes.carrier.shipments["order-1"] = unheard_of
+        fakes.carrier.recover()
+
+        await handlers.cancel(order_cancelled("order-1"))
+        await eventually(lambda: finished(fakes.store, "order-1", FulfillmentStatus.VOIDED), what="order-1 voided")
+
+    assert fakes.carrier.finds == ["order-1"]
+    assert fakes.carrier.voids == ["shp-unheard"]
+    [voided] = fakes.publisher.of_type(FulfillmentVoided.event_type)
+    assert isinstance(voided, FulfillmentVoided)
+    assert voided.shipment_id == "shp-unheard"
+    assert fakes.carrier.calls == ["order-1"]  # no new shipment was attempted after the cancel
+
+
+async def test_a_cancel_after_a_failed_attempt_that_created_nothing_ends_cancelled_without_a_void(
+    worker: ShippingWorker, handlers: FulfillmentHandlers, fakes: Fakes
+) -> None:
+    fakes.carrier.be_unavailable("HTTP 503: carrier down")
+    async with running(worker):
+        await handlers.pick_up(order_created("order-1"))
+        await eventually(lambda: fakes.store.record("order-1").attempts == 1, what="the attempt failed, parked")
+        fakes.carrier.recover()
+
+        await handlers.cancel(order_cancelled("order-1"))
+        await eventually(lambda: fakes.carrier.finds == ["order-1"], what="the carrier asked")
+        await eventually(lambda: "order-1" not in fakes.store.index, what="nothing left to do")
+
+    record = fakes.store.record("order-1")
+    assert (record.status, record.unheard_call) == (FulfillmentStatus.CANCELLED, False)
+    assert fakes.carrier.voids == []
+    assert fakes.publisher.of_type(FulfillmentVoided.event_type) == []
 
 
 async def test_a_cancel_after_shipping_voids_the_shipment(

@@ -2,11 +2,18 @@
 (components/resiliency.yaml: per-attempt timeout, retries, circuit breaker)."""
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import httpx
 from order_contracts.events import OrderCreated
 
 from fulfillment_service.domain import Shipment
+
+
+@dataclass(frozen=True)
+class FoundShipment:
+    shipment: Shipment
+    voided: bool
 
 
 class CarrierRejectedError(Exception):
@@ -24,6 +31,10 @@ class AbstractCarrier(ABC):
     @abstractmethod
     async def void_shipment(self, shipment_id: str) -> None: ...
 
+    @abstractmethod
+    async def find_shipment(self, order_id: str) -> FoundShipment | None:
+        """The shipment the carrier holds under the order's reference (one key, so one at most), if any."""
+
 
 def shipment_idempotency_key(order_id: str) -> str:
     """One key per order: no retry, redelivery or crash can create a second shipment."""
@@ -34,6 +45,24 @@ class DaprInvokedCarrier(AbstractCarrier):
     def __init__(self, http: httpx.AsyncClient, *, sidecar_url: str, endpoint: str) -> None:
         self._http = http
         self._shipments_url = f"{sidecar_url}/v1.0/invoke/{endpoint}/method/shipments"
+
+    async def find_shipment(self, order_id: str) -> FoundShipment | None:
+        try:
+            response = await self._http.get(self._shipments_url, params={"order_id": order_id})
+        except httpx.TransportError as error:
+            raise CarrierUnavailableError(f"sidecar unreachable: {error!r}") from error
+        if not response.is_success:
+            raise CarrierUnavailableError(f"HTTP {response.status_code}: {_reason(response)}")
+        found = [
+            FoundShipment(
+                shipment=Shipment(
+                    shipment_id=body["shipment_id"], carrier=body["carrier"], tracking_number=body["tracking_number"]
+                ),
+                voided=body["status"] == "voided",
+            )
+            for body in response.json()
+        ]
+        return found[0] if found else None
 
     async def void_shipment(self, shipment_id: str) -> None:
         try:

@@ -1,4 +1,4 @@
-"""The carrier API: create, read and cancel (void) shipments, with the faults applied.
+"""The carrier API: create, read, find (by order) and cancel (void) shipments, with the faults applied.
 
 Order of checks for ``POST /shipments`` (each call rolls its fault dice once, on arrival):
 
@@ -18,10 +18,12 @@ unknown -> 404, delivered -> 409, otherwise voided -> 200 (again -> 200, still v
 Steps 5-7 and a processed cancel are subject to ``timeout_rate``: the change is made and
 then the answer, whatever it is, is withheld for ``hold_seconds`` (the caller usually gives
 up first: the carrier did it, the caller never heard). ``latency_ms`` delays every carrier
-answer, errors included. ``GET /shipments/{id}`` is subject to ``down`` and ``latency_ms``
-only, so a caller can find out what happened to an ambiguous call while the carrier is up.
+answer, errors included. ``GET /shipments/{id}`` and ``GET /shipments?order_id=`` are subject to
+``down`` and ``latency_ms`` only, so a caller can find out what happened to an ambiguous call (even
+one whose create answer it never heard: search by its own order reference) while the carrier is up.
+A missing or blank ``order_id`` is refused (422) as request validation, before any fault applies.
 
-Calls that can change something are written to the request log; a caller that goes away
+Calls that can change something are written to the request log (reads are not); a caller that goes away
 before its answer (client disconnect seen by the server, or the handler being cancelled)
 is recorded as ``abandoned``.
 """
@@ -37,9 +39,9 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import StringConstraints, ValidationError
 from starlette.types import Receive
 
 from shipping_mock.address_policy import FAULT_REJECTION, rejection_for
@@ -61,6 +63,12 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(alias="Idempotency-Key", description="Unique per intended shipment; a retry must reuse it."),
+]
+
+OrderIdQuery = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+    Query(description="The caller's own order reference, as sent in `order_id` on create."),
 ]
 
 _PROBLEM: dict[str, Any] = {"content": {problems.PROBLEM_CONTENT_TYPE: {}}}
@@ -105,8 +113,7 @@ async def create_shipment(
 )
 async def get_shipment(shipment_id: str, request: Request, state: CarrierStateDep) -> Response:
     """The shipment as the carrier knows it now."""
-    settings = state.faults.settings
-    roll = FaultRoll(down=settings.down, latency_ms=settings.latency_ms, error=False, reject=False, timeout=False)
+    roll = _read_roll(state)
     shipment = state.shipments.get(shipment_id)
     if roll.down:
         answer = Answer(problems.carrier_down())
@@ -114,6 +121,25 @@ async def get_shipment(shipment_id: str, request: Request, state: CarrierStateDe
         answer = Answer(problems.shipment_not_found(shipment_id))
     else:
         answer = Answer(_shipment_response(shipment, HTTPStatus.OK))
+    return await _send_answer(request, state, roll, answer, call=None)
+
+
+@router.get(
+    "/shipments",
+    response_model=list[ShipmentView],
+    responses={
+        422: {**_PROBLEM, "description": "`order_id` missing or blank."},
+        503: {**_PROBLEM, "description": "Carrier down."},
+    },
+)
+async def find_shipments(order_id: OrderIdQuery, request: Request, state: CarrierStateDep) -> Response:
+    """The shipments created for an order reference, oldest first (voided ones included); ``[]`` if none."""
+    roll = _read_roll(state)
+    if roll.down:
+        answer = Answer(problems.carrier_down())
+    else:
+        views = [ShipmentView.of(shipment).model_dump(mode="json") for shipment in state.shipments.shipments(order_id)]
+        answer = Answer(JSONResponse(views, status_code=HTTPStatus.OK))
     return await _send_answer(request, state, roll, answer, call=None)
 
 
@@ -133,6 +159,12 @@ async def cancel_shipment(
         call.order_id = shipment.order_id if shipment is not None else None
         answer = await _cancel(state, roll, shipment_id, shipment)
         return await _send_answer(request, state, roll, answer, call)
+
+
+def _read_roll(state: CarrierState) -> FaultRoll:
+    """The faults a read is subject to: ``down`` and ``latency_ms`` only (no dice are rolled)."""
+    settings = state.faults.settings
+    return FaultRoll(down=settings.down, latency_ms=settings.latency_ms, error=False, reject=False, timeout=False)
 
 
 def _create(state: CarrierState, roll: FaultRoll, idempotency_key: str | None, body: bytes) -> Answer:
