@@ -8,6 +8,9 @@ may both hear the carrier's answer for the same order.
                       │  ▲ └─carrier 422 / give-up─► FAILED
                       │  └─ carrier 5xx/timeout/breaker: parked, retried with backoff
                       └─ order.cancelled ─► CANCELLED            SHIPPED ─order.cancelled─► VOIDING ─► VOIDED
+
+A CANCELLED or FAILED order whose calls may have created a shipment nobody heard of (`unheard_call`) has the
+carrier searched by its reference, and what is found voided (VOIDED, or FAILED with a voided event).
 """
 
 from dataclasses import dataclass
