@@ -218,31 +218,27 @@ class FulfillmentRecord(BaseModel):
             self.status = FulfillmentStatus.VOIDING
             self.next_attempt_at = None
 
-    def record_void(self, *, at: datetime) -> None:
-        self.lease = None
-        if self.status is not FulfillmentStatus.VOIDING or self.shipment is None:
-            return
-        self.status = FulfillmentStatus.VOIDED
-        self.owed_events.append(
-            FulfillmentVoided(order_id=self.order_id, shipment_id=self.shipment.shipment_id, voided_at=at)
-        )
-
     def record_nothing_found(self) -> None:
         """The carrier has no shipment for the order: the unheard call created none."""
         self.lease = None
         self.unheard_call = False
         self.next_attempt_at = None
 
-    def record_found_and_voided(self, shipment: Shipment, *, at: datetime) -> None:
-        """The carrier had a shipment for the order that nobody heard of; it is voided now."""
+    def record_void(self, shipment: Shipment, *, at: datetime) -> None:
+        """The carrier voided the shipment: the one recorded (the order was cancelled after it was created), or one
+        found under the order's reference that no call had heard of (VOIDED if cancelled; a failed order stays
+        failed). Either way `fulfillment.voided.v1` says so."""
         self.lease = None
-        if not self.unheard_call:
+        if self.status is FulfillmentStatus.VOIDING:
+            self.status = FulfillmentStatus.VOIDED
+        elif self.unheard_call:
+            self.shipment = shipment
+            if self.status is FulfillmentStatus.CANCELLED:
+                self.status = FulfillmentStatus.VOIDED
+        else:
             return
         self.unheard_call = False
         self.next_attempt_at = None
-        self.shipment = shipment
-        if self.status is FulfillmentStatus.CANCELLED:
-            self.status = FulfillmentStatus.VOIDED
         self.owed_events.append(
             FulfillmentVoided(order_id=self.order_id, shipment_id=shipment.shipment_id, voided_at=at)
         )

@@ -163,12 +163,10 @@ class ShippingWorker:
             async with self._calls:
                 if waits_for_a_slot and not await self._unchanged_and_still_mine(order_id, etag):
                     continue  # while it waited for a free slot: cancelled, or its lease ran out; look again
-                if record.status is FulfillmentStatus.VOIDING:
-                    after = await self._void(record)
-                elif record.unheard_call:
-                    after = await self._find_and_void(record)
-                else:
+                if record.status is FulfillmentStatus.PENDING:
                     after = await self._ship(record)
+                else:  # VOIDING, or a search for a shipment nobody heard of
+                    after = await self._void(record)
             if after is None or not (after.owed_events or after.is_due(self._clock())):
                 return
 
@@ -195,10 +193,20 @@ class ShippingWorker:
             return await self._record(order_id, lambda r, at: r.record_shipment(shipment, at=at))
 
     async def _void(self, record: FulfillmentRecord) -> FulfillmentRecord | None:
-        assert record.shipment is not None  # VOIDING means a shipment exists
+        """Void the order's shipment: the one recorded (cancelled after it was created), or whatever the carrier
+        holds under the order's reference after a call whose answer nobody heard (cancelled, or given up on)."""
         policy, order_id = self._settings.retry_policy, record.order_id
         try:
-            await self._carrier.void_shipment(record.shipment.shipment_id)
+            if record.status is FulfillmentStatus.VOIDING and record.shipment is not None:
+                shipment, voided_already = record.shipment, False
+            else:
+                found = await self._carrier.find_shipment(order_id)
+                if found is None:
+                    logger.info("the carrier has no shipment for the order", extra={"order_id": order_id})
+                    return await self._record(order_id, lambda r, _: r.record_nothing_found())
+                shipment, voided_already = found.shipment, found.voided
+            if not voided_already:
+                await self._carrier.void_shipment(shipment.shipment_id)
         except CarrierRejectedError as refusal:
             reason = str(refusal)
             logger.warning("carrier refused to void", extra={"order_id": order_id, "reason": reason})
@@ -207,30 +215,8 @@ class ShippingWorker:
             error = str(unavailable)
             logger.warning("void attempt failed", extra={"order_id": order_id, "error": error})
             return await self._record(order_id, lambda r, at: r.record_failed_void(error, at=at, policy=policy))
-        else:
-            logger.info("shipment voided", extra={"order_id": order_id})
-            return await self._record(order_id, lambda r, at: r.record_void(at=at))
-
-    async def _find_and_void(self, record: FulfillmentRecord) -> FulfillmentRecord | None:
-        """Ask the carrier for a shipment made by a call whose answer nobody heard, and void it if there is one."""
-        policy, order_id = self._settings.retry_policy, record.order_id
-        try:
-            found = await self._carrier.find_shipment(order_id)
-            if found is not None and not found.voided:
-                await self._carrier.void_shipment(found.shipment.shipment_id)
-        except CarrierRejectedError as refusal:
-            reason = str(refusal)
-            logger.warning("carrier refused to void", extra={"order_id": order_id, "reason": reason})
-            return await self._record(order_id, lambda r, _: r.record_void_refused(reason))
-        except CarrierUnavailableError as unavailable:
-            error = str(unavailable)
-            logger.warning("carrier search failed", extra={"order_id": order_id, "error": error})
-            return await self._record(order_id, lambda r, at: r.record_failed_void(error, at=at, policy=policy))
-        if found is None:
-            logger.info("no unheard-of shipment", extra={"order_id": order_id})
-            return await self._record(order_id, lambda r, _: r.record_nothing_found())
-        logger.info("unheard-of shipment voided", extra={"order_id": order_id})
-        return await self._record(order_id, lambda r, at: r.record_found_and_voided(found.shipment, at=at))
+        logger.info("shipment voided", extra={"order_id": order_id, "shipment_id": shipment.shipment_id})
+        return await self._record(order_id, lambda r, at: r.record_void(shipment, at=at))
 
     async def _record(
         self, order_id: str, apply: Callable[[FulfillmentRecord, datetime], None]

@@ -230,7 +230,7 @@ def test_a_shipment_nobody_heard_of_is_voided_after_a_cancel_and_reported() -> N
     record.settle(list(record.owed_events))
     record.cancel()
 
-    record.record_found_and_voided(SHIPMENT, at=T0 + timedelta(seconds=20))
+    record.record_void(SHIPMENT, at=T0 + timedelta(seconds=20))
 
     assert record.status is FulfillmentStatus.VOIDED
     assert not record.unheard_call
@@ -245,7 +245,7 @@ def test_a_failed_order_whose_unheard_shipment_is_voided_stays_failed() -> None:
     record = picked_up()
     record.record_failed_attempt("timeout", at=T0 + POLICY.give_up_after, policy=POLICY)
 
-    record.record_found_and_voided(SHIPMENT, at=T0 + POLICY.give_up_after)
+    record.record_void(SHIPMENT, at=T0 + POLICY.give_up_after)
 
     assert record.status is FulfillmentStatus.FAILED
     assert record.owed_events[-1] == FulfillmentVoided(
@@ -260,7 +260,7 @@ def test_a_delivery_report_for_a_shipment_nobody_heard_of_is_to_be_sent_again_af
     with pytest.raises(ShipmentNotRecordedError):
         record.record_delivery(shipment_id="shp-unheard", at=T0)
 
-    record.record_found_and_voided(SHIPMENT, at=T0)
+    record.record_void(SHIPMENT, at=T0)
     record.record_delivery(shipment_id=SHIPMENT.shipment_id, at=T0)  # voided now: a late report changes nothing
     assert record.status is FulfillmentStatus.VOIDED
 
@@ -324,8 +324,8 @@ def test_a_cancel_of_a_finished_order_changes_nothing() -> None:
 def test_a_void_voids_the_order_and_owes_one_voided_event() -> None:
     record = voiding()
 
-    record.record_void(at=T0 + timedelta(seconds=5))
-    record.record_void(at=T0 + timedelta(seconds=9))
+    record.record_void(SHIPMENT, at=T0 + timedelta(seconds=5))
+    record.record_void(SHIPMENT, at=T0 + timedelta(seconds=9))
 
     assert record.status is FulfillmentStatus.VOIDED
     assert record.lease is None
