@@ -8,6 +8,7 @@ RUN pip install --no-cache-dir "uv==${UV_VERSION}"
 WORKDIR /app
 COPY pyproject.toml uv.lock ./
 COPY contracts contracts
+COPY service-runtime service-runtime
 COPY order-service order-service
 COPY fulfillment-service fulfillment-service
 COPY shipping-mock shipping-mock

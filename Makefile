@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV := uv
 PYTEST := $(UV) run --frozen pytest
-TEST_DIRS := contracts/tests order-service/tests fulfillment-service/tests shipping-mock/tests tools/tests
+TEST_DIRS := contracts/tests service-runtime/tests order-service/tests fulfillment-service/tests shipping-mock/tests tools/tests
 
 
 .PHONY: dead-letters replay-dead-letters bench

@@ -1,41 +1,26 @@
 """The fulfillment service's app: assembles routers and builds its clients once, in the lifespan."""
 
 import asyncio
-import logging.config
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 
 import httpx
-import uvicorn
 from dapr.aio.clients import DaprClient
 from fastapi import FastAPI
+from service_runtime import liveness
+from service_runtime.serving import serve
 
 from fulfillment_service.adapters.carrier import DaprInvokedCarrier
 from fulfillment_service.adapters.events import DaprEventPublisher
 from fulfillment_service.adapters.fulfillments import DaprFulfillmentStore
-from fulfillment_service.api import events, fulfillments, health, webhooks
+from fulfillment_service.api import events, fulfillments, webhooks
 from fulfillment_service.api.problems import install_problem_handlers
 from fulfillment_service.config import Settings, get_settings
 from fulfillment_service.domain import RetryPolicy
 from fulfillment_service.handlers import FulfillmentHandlers
 from fulfillment_service.worker import ShippingWorker, WorkerSettings
-
-LOG_CONFIG = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        }
-    },
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
-    "root": {"handlers": ["stdout"], "level": "INFO"},
-    "loggers": {"uvicorn.access": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
-}
 
 CARRIER_CALL_TIMEOUT_SECONDS = 120.0
 """Our side of the call to the sidecar: longer than Dapr's whole retry budget (resiliency.yaml), which governs."""
@@ -43,11 +28,6 @@ CARRIER_CALL_TIMEOUT_SECONDS = 120.0
 CARRIER_CONNECTION_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=20)
 """The worker's own semaphore bounds concurrent calls (max_concurrent_carrier_calls); httpx's pool must not queue
 them behind it (its default of 100 would, silently)."""
-
-
-KEEP_ALIVE_SECONDS = 75
-"""Longer than clients keep idle pooled connections: with uvicorn's 5 s default, a client reusing a connection just
-as the server closes it sees a reset (seen under a 1,000-order burst)."""
 
 
 def worker_settings(settings: Settings) -> WorkerSettings:
@@ -108,18 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(webhooks.router)
     app.include_router(fulfillments.router)
-    app.include_router(health.router)
+    app.include_router(liveness.router)
     return app
 
 
 def run() -> None:
     settings = get_settings()
-    logging.config.dictConfig(LOG_CONFIG)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=LOG_CONFIG,
-        timeout_graceful_shutdown=10,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-    )
+    serve(create_app(settings), host=settings.host, port=settings.port)

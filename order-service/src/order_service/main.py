@@ -2,15 +2,15 @@
 
 import asyncio
 import contextlib
-import logging.config
 import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import uvicorn
 from dapr.aio.clients import DaprClient
 from fastapi import FastAPI
+from service_runtime import liveness
+from service_runtime.serving import serve
 
 from order_service.adapters.events import DaprEventPublisher
 from order_service.adapters.idempotency import DaprIdempotencyKeys
@@ -26,26 +26,6 @@ from order_service.handlers import OrderHandlers
 from order_service.relay import OutboxRelay
 
 MAX_BODY_BYTES = 64 * 1024
-
-LOG_CONFIG = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        }
-    },
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
-    "root": {"handlers": ["stdout"], "level": "INFO"},
-    "loggers": {"uvicorn.access": {"level": "WARNING"}},
-}
-
-
-KEEP_ALIVE_SECONDS = 75
-"""Longer than clients keep idle pooled connections: with uvicorn's 5 s default, a client reusing a connection just
-as the server closes it sees a reset (seen under a 1,000-order burst)."""
 
 
 def _crash_now() -> None:
@@ -94,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(events.router)
     app.include_router(health.router)
+    app.include_router(liveness.router)
     install_problem_handlers(app)
     install_domain_error_handlers(app)
     app.add_middleware(RequestBodyLimits, max_bytes=MAX_BODY_BYTES, path_prefix=orders.router.prefix)
@@ -102,12 +83,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def run() -> None:
     settings = get_settings()
-    logging.config.dictConfig(LOG_CONFIG)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=LOG_CONFIG,
-        timeout_graceful_shutdown=10,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-    )
+    serve(create_app(settings), host=settings.host, port=settings.port)

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from dapr.aio.clients import DaprClient
-from dapr.clients.exceptions import DaprInternalError
 from dapr.clients.grpc._request import TransactionalStateOperation
-from dapr.clients.grpc._state import Concurrency, Consistency, StateOptions
 from pydantic import BaseModel
+from service_runtime.dapr_state import insert_if_absent
 
 from fulfillment_service.domain import FulfillmentRecord
 
@@ -25,13 +24,6 @@ logger = logging.getLogger(__name__)
 
 SHARD_COUNT = 32
 TRANSACTION_ATTEMPTS = 20
-_INSERT_IF_ABSENT = StateOptions(concurrency=Concurrency.first_write, consistency=Consistency.strong)
-
-
-def is_etag_mismatch(error: DaprInternalError) -> bool:
-    """The SDK keeps only the sidecar's message, which for a first-write or ETag conflict reads "failed saving
-    state in state store ...: possible etag mismatch"."""
-    return "etag mismatch" in str(error).lower()
 
 
 @dataclass(frozen=True)
@@ -85,11 +77,7 @@ class DaprFulfillmentStore(AbstractFulfillmentStore):
         could overwrite a concurrent writer's entry)."""
         empty = WorkIndexShard().model_dump_json()
         for shard in range(SHARD_COUNT):
-            try:
-                await self._client.save_state(self._store, shard_key(shard), empty, options=_INSERT_IF_ABSENT)
-            except DaprInternalError as error:
-                if not is_etag_mismatch(error):  # a mismatch: it exists already
-                    raise
+            await insert_if_absent(self._client, self._store, shard_key(shard), empty)
 
     async def get(self, order_id: str) -> StoredFulfillment | None:
         response = await self._client.get_state(self._store, record_key(order_id))

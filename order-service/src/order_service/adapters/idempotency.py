@@ -10,11 +10,8 @@ from abc import ABC, abstractmethod
 from datetime import datetime
 
 from dapr.aio.clients import DaprClient
-from dapr.clients.exceptions import DaprInternalError
-from dapr.clients.grpc._state import Concurrency, Consistency, StateOptions
 from pydantic import BaseModel
-
-from order_service.adapters.dapr_errors import is_etag_mismatch
+from service_runtime.dapr_state import insert_if_absent
 
 
 class IdempotencyRecord(BaseModel):
@@ -29,9 +26,6 @@ class AbstractIdempotencyKeys(ABC):
         """Store `record` under `key` unless the key is taken: None if we got it, else the record that holds it."""
 
 
-_INSERT_IF_ABSENT = StateOptions(concurrency=Concurrency.first_write, consistency=Consistency.strong)
-
-
 def state_key(idempotency_key: str) -> str:
     """Keys are client-chosen text: hash them into a fixed, safe state key."""
     return "idempotency-key|" + hashlib.sha256(idempotency_key.encode()).hexdigest()
@@ -44,17 +38,9 @@ class DaprIdempotencyKeys(AbstractIdempotencyKeys):
         self._ttl = {"ttlInSeconds": str(ttl_seconds)}
 
     async def claim(self, key: str, record: IdempotencyRecord) -> IdempotencyRecord | None:
-        try:
-            await self._client.save_state(
-                self._store,
-                state_key(key),
-                record.model_dump_json(),
-                options=_INSERT_IF_ABSENT,
-                state_metadata=self._ttl,
-            )
-        except DaprInternalError as error:
-            if not is_etag_mismatch(error):
-                raise
-            existing = await self._client.get_state(self._store, state_key(key))
-            return IdempotencyRecord.model_validate_json(existing.data)
-        return None
+        if await insert_if_absent(
+            self._client, self._store, state_key(key), record.model_dump_json(), metadata=self._ttl
+        ):
+            return None
+        existing = await self._client.get_state(self._store, state_key(key))
+        return IdempotencyRecord.model_validate_json(existing.data)

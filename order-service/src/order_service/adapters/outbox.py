@@ -14,15 +14,11 @@ from collections import defaultdict
 from datetime import datetime
 
 from dapr.aio.clients import DaprClient
-from dapr.clients.exceptions import DaprInternalError
 from dapr.clients.grpc._request import TransactionalStateOperation, TransactionOperationType
-from dapr.clients.grpc._state import Concurrency, Consistency, StateOptions
 from pydantic import BaseModel, Field
-
-from order_service.adapters.dapr_errors import is_etag_mismatch
+from service_runtime.dapr_state import insert_if_absent
 
 SHARD_COUNT = 64
-_INSERT_IF_ABSENT = StateOptions(concurrency=Concurrency.first_write, consistency=Consistency.strong)
 
 
 class OutboxEntry(BaseModel):
@@ -66,11 +62,7 @@ class DaprOutbox(AbstractOutbox):
         """Each shard document must exist before the first transaction that updates it with an ETag."""
         empty = ShardIndex().model_dump_json()
         for shard in range(SHARD_COUNT):
-            try:
-                await self._client.save_state(self._store, shard_key(shard), empty, options=_INSERT_IF_ABSENT)
-            except DaprInternalError as error:
-                if not is_etag_mismatch(error):  # a mismatch: it exists already
-                    raise
+            await insert_if_absent(self._client, self._store, shard_key(shard), empty)
 
     async def enlist(self, entry: OutboxEntry) -> list[TransactionalStateOperation]:
         """The operations that record `entry` as owed, to run in the caller's transaction: a read-modify-write of a

@@ -1,20 +1,10 @@
-"""Liveness and readiness."""
+"""Readiness (liveness, `/healthz`, is service_runtime.liveness)."""
 
 from fastapi import APIRouter, Request, Response, status
-from pydantic import BaseModel
 
 from order_service.adapters.readiness import Readiness
 
 router = APIRouter(tags=["health"])
-
-
-class Health(BaseModel):
-    status: str
-
-
-@router.get("/healthz", summary="The process is alive")
-async def healthz() -> Health:
-    return Health(status="ok")
 
 
 @router.get(

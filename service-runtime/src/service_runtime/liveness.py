@@ -1,4 +1,4 @@
-"""Liveness."""
+"""Liveness: the process answers. (Readiness is each app's own business.)"""
 
 from fastapi import APIRouter
 from pydantic import BaseModel
