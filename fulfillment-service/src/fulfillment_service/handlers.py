@@ -1,8 +1,9 @@
 """The fulfillment use cases on the delivery path: pick an order up, stop it on cancel, hear the carrier's delivery.
 
 None of them calls the carrier: each records what is to be done (the record and its work-index entry, in one state
-transaction) and wakes the shipping worker (worker.py). So a Kafka delivery is answered in a few milliseconds
-whatever the carrier does, and the orders behind it on the partition are never held up.
+transaction), publishes what that change owes, and wakes the shipping worker (worker.py) if work is left. So a
+Kafka delivery is answered in a few milliseconds whatever the carrier does, and the orders behind it on the
+partition are never held up.
 """
 
 import logging
@@ -61,7 +62,7 @@ class FulfillmentHandlers:
     async def cancel(self, cancellation: OrderCancelled) -> None:
         """Drop the order's work, or have its shipment voided if the carrier created one already."""
         try:
-            changed = await self._update(cancellation.order_id, lambda record, _: record.cancel())
+            changed = await self._update(cancellation.order_id, lambda record: record.cancel())
         except UnknownOrderError:
             logger.warning("cancel for an order never picked up", extra={"order_id": cancellation.order_id})
             return
@@ -72,10 +73,10 @@ class FulfillmentHandlers:
         """The carrier delivered the shipment; False when this changes nothing (the report came before).
         UnknownOrderError if fulfillment never picked that order up."""
         return await self._update(
-            order_id, lambda record, _: record.record_delivery(shipment_id=shipment_id, at=delivered_at)
+            order_id, lambda record: record.record_delivery(shipment_id=shipment_id, at=delivered_at)
         )
 
-    async def _update(self, order_id: str, change: Callable[[FulfillmentRecord, datetime], object]) -> bool:
+    async def _update(self, order_id: str, change: Callable[[FulfillmentRecord], object]) -> bool:
         """Apply `change` to the record as it is now, publish what it owes and store it; False if it changed
         nothing. The worker is woken when something is left for it: a shipment to void, an event the broker
         refused, a lease to drop (so the order leaves the work index now rather than when the lease runs out)."""
@@ -86,7 +87,7 @@ class FulfillmentHandlers:
                 raise UnknownOrderError(order_id)
             before = stored.record.model_copy(deep=True)
             now = self.clock()
-            change(stored.record, now)
+            change(stored.record)
             if stored.record == before:
                 return False
             await self.publisher.publish_owed(stored.record, published)

@@ -79,7 +79,7 @@ class ShippingWorker:
         """Until cancelled: first everything indexed (this instance's own leases from before a restart included),
         then what is woken, and what the index says is due every poll interval."""
         await self._start_due(EVERYTHING_INDEXED)
-        next_poll = asyncio.get_running_loop().time()
+        next_poll = asyncio.get_running_loop().time() + self._settings.poll_interval.total_seconds()
         while True:
             woken, self._woken = self._woken, []
             for order_id in woken:
