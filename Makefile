@@ -3,15 +3,17 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV := uv
+STATE_STORE ?= sqlite
 PYTEST := $(UV) run --frozen pytest
 TEST_DIRS := contracts/tests service-runtime/tests order-service/tests fulfillment-service/tests shipping-mock/tests tools/tests
 
 
 .PHONY: dead-letters replay-dead-letters bench
-.PHONY: help install up down test lint test-unit test-stack test-launcher drills contracts-deps format
+.PHONY: help install install-state-stores up down test lint test-unit test-stack test-alternates test-launcher drills
+.PHONY: contracts-deps format
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
 
 install: ## Install everything: uv + Python deps, daprd/placement/scheduler/CLI (built from Go modules), Kafka jars
 	@bash tools/ensure-uv.sh
@@ -23,8 +25,11 @@ install: ## Install everything: uv + Python deps, daprd/placement/scheduler/CLI 
 contracts-deps: ## Install the AsyncAPI JSON Schema the contract tests validate against (npm, pinned)
 	@npm ci --silent --no-audit --no-fund --prefix contracts/asyncapi-schema
 
+install-state-stores: ## Install the alternate state stores' servers: PostgreSQL and Redis (Debian packages)
+	@bash tools/install-state-stores.sh
+
 up: install ## Start Kafka, Dapr placement + scheduler and the three apps with their sidecars; Ctrl-C stops all
-	$(UV) run --frozen devstack up
+	$(UV) run --frozen devstack up --state-store $(STATE_STORE)
 
 down: ## Stop a stack left running (by the PIDs in .run/pids)
 	$(UV) run --frozen devstack down
@@ -48,8 +53,11 @@ lint: ## ruff + mypy (strict)
 test-unit: ## Unit and API tests (fakes, no infrastructure)
 	$(PYTEST) $(wildcard $(TEST_DIRS))
 
-test-stack: ## Integration and end-to-end tests on the real stack (daprd + Kafka, started by the tests)
-	$(PYTEST) tests --ignore=tests/launcher --ignore=tests/drills
+test-stack: install-state-stores ## Integration and end-to-end tests on the real stack (daprd + Kafka, started by the tests)
+	$(PYTEST) tests --ignore=tests/launcher --ignore=tests/drills --ignore=tests/alternates
+
+test-alternates: install-state-stores ## The system on PostgreSQL instead of SQLite (its own stack)
+	$(PYTEST) tests/alternates
 
 test-launcher: ## `make up` / Ctrl-C / `make down` as a user runs them (starts its own stacks)
 	$(PYTEST) tests/launcher
@@ -57,7 +65,7 @@ test-launcher: ## `make up` / Ctrl-C / `make down` as a user runs them (starts i
 drills: install ## Failure drills on the real stack: broker killed / paused 20 s, order service crash (own stack)
 	$(PYTEST) tests/drills -s
 
-test: install lint test-unit test-stack test-launcher drills ## Everything: install, lint, unit, real-stack tests, drills
+test: install install-state-stores lint test-unit test-stack test-alternates test-launcher drills ## Everything: install, lint, unit, real-stack tests (SQLite and PostgreSQL), drills
 
 format: ## Apply ruff's formatting and fixes
 	$(UV) run --frozen ruff format .

@@ -10,6 +10,7 @@ import httpx
 from dapr.aio.clients import DaprClient
 from fastapi import FastAPI
 from service_runtime import liveness
+from service_runtime.dapr_state import check_transactions_roll_back
 from service_runtime.serving import serve
 
 from fulfillment_service.adapters.carrier import DaprInvokedCarrier
@@ -52,6 +53,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         DaprClient() as dapr,
         httpx.AsyncClient(timeout=CARRIER_CALL_TIMEOUT_SECONDS, limits=CARRIER_CONNECTION_LIMITS) as http,
     ):
+        await check_transactions_roll_back(dapr, settings.state_store)
         store = DaprFulfillmentStore(dapr, settings.state_store)
         await store.create_shards()
         publisher = DaprEventPublisher(dapr, pubsub=settings.pubsub, topic=settings.topic, source=settings.app_id)

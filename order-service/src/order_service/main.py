@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dapr.aio.clients import DaprClient
 from fastapi import FastAPI
 from service_runtime import liveness
+from service_runtime.dapr_state import check_transactions_roll_back
 from service_runtime.serving import serve
 
 from order_service.adapters.events import DaprEventPublisher
@@ -36,6 +37,7 @@ def _crash_now() -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     async with DaprClient() as dapr:
+        await check_transactions_roll_back(dapr, settings.state_store)
         outbox = DaprOutbox(dapr, settings.state_store)
         await outbox.create_shards()
         relay = OutboxRelay(

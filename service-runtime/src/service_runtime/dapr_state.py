@@ -1,28 +1,82 @@
-"""The Dapr state API as both services use it: insert-if-absent, and reading the SDK's conflict errors."""
+"""The Dapr state API as both services use it: insert-if-absent, reading the SDK's conflict errors, and the start-up
+check that the configured store rolls a failed transaction back."""
+
+import uuid
 
 from dapr.aio.clients import DaprClient
 from dapr.clients.exceptions import DaprInternalError
+from dapr.clients.grpc._request import TransactionalStateOperation, TransactionOperationType
 from dapr.clients.grpc._state import Concurrency, Consistency, StateOptions
 
 INSERT_IF_ABSENT = StateOptions(concurrency=Concurrency.first_write, consistency=Consistency.strong)
-"""First-write without an ETag: on the SQLite store (and the other transactional stores) an insert that fails if
-the key exists."""
+"""First-write without an ETag: an insert that fails if the key exists (SQLite, PostgreSQL)."""
+
+
+class StateStoreUnfitError(RuntimeError):
+    """The configured state store lacks a guarantee the service relies on; the message says which."""
 
 
 def is_etag_mismatch(error: DaprInternalError) -> bool:
-    """The SDK's save_state turns the sidecar's gRPC status into this error, keeping only the message, which for a
-    first-write or ETag conflict reads "failed saving state in state store ...: possible etag mismatch"."""
+    """The SDK's save_state turns the sidecar's gRPC status into this error, keeping only the message, which for an
+    ETag conflict (and SQLite's first-write conflict) reads "failed saving state in state store ...: possible etag
+    mismatch"."""
     return "etag mismatch" in str(error).lower()
 
 
 async def insert_if_absent(
     client: DaprClient, store: str, key: str, value: str, *, metadata: dict[str, str] | None = None
 ) -> bool:
-    """Store `value` under `key` unless the key exists; True if it was stored."""
+    """Store `value` under `key` unless the key exists; True if it was stored.
+
+    A refused first-write is told by the key being there, not by the error's words: they differ by store (SQLite:
+    "possible etag mismatch"; PostgreSQL: "no item was updated"), and the SDK keeps nothing else of the answer.
+    """
     try:
         await client.save_state(store, key, value, options=INSERT_IF_ABSENT, state_metadata=metadata)
     except DaprInternalError as error:
-        if not is_etag_mismatch(error):
-            raise
-        return False
+        if is_etag_mismatch(error):
+            return False
+        existing = await client.get_state(store, key)
+        if existing.data:
+            return False
+        raise
     return True
+
+
+async def check_transactions_roll_back(client: DaprClient, store: str) -> None:
+    """StateStoreUnfitError unless a transaction in which one ETag check fails leaves nothing behind.
+
+    The outbox (order service) and the work index (fulfillment) write a record and an index shard in one transaction
+    and count on a conflict on the shard undoing the record. Dapr's Redis store, for one, applies the rest of such a
+    transaction (it has no rollback), so a service swapped onto it by editing YAML must refuse to start, not run
+    with a broken guarantee. Costs six state calls at start-up; leaves no keys behind.
+    """
+    run = uuid.uuid4().hex
+    probe, guard = f"rollback-probe|{run}", f"rollback-guard|{run}"
+    await client.save_state(store, guard, "first")
+    stale_etag = (await client.get_state(store, guard)).etag
+    await client.save_state(store, guard, "second")
+    try:
+        operations = [
+            TransactionalStateOperation(probe, "must not be kept"),
+            TransactionalStateOperation(guard, "third", etag=stale_etag),
+        ]
+        try:
+            await client.execute_state_transaction(store, operations)
+        except Exception:  # the SDK raises bare gRPC errors here; the refusal is what was asked for
+            kept = (await client.get_state(store, probe)).data
+        else:
+            raise StateStoreUnfitError(f"state store {store} accepted a transaction with a stale ETag")
+        if kept:
+            raise StateStoreUnfitError(
+                f"state store {store} kept part of a transaction that failed (no rollback): the outbox and the work "
+                "index need all-or-nothing transactions (README, 'State stores')"
+            )
+    finally:
+        await client.execute_state_transaction(
+            store,
+            [
+                TransactionalStateOperation(key, "", operation_type=TransactionOperationType.delete)
+                for key in (probe, guard)
+            ],
+        )

@@ -12,6 +12,7 @@ from devstack import dead_letters
 from devstack.layout import APPS, Layout
 from devstack.processes import StartupError, stop_recorded
 from devstack.stack import Stack, install
+from devstack.state_stores import DEFAULT_STATE_STORE, STATE_STORE_KINDS, StateStoreKind
 
 
 def progress(message: str) -> None:
@@ -22,14 +23,14 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def up(layout: Layout) -> int:
+def up(layout: Layout, state_store: StateStoreKind) -> int:
     # Ctrl-C stops the stack, even when started from a shell that ignores SIGINT for background jobs (Python then
     # leaves SIGINT ignored); `kill` (SIGTERM) stops it as cleanly.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     started = time.monotonic()
-    install(layout, progress)
-    stack = Stack(layout, progress)
+    install(layout, progress, state_store)
+    stack = Stack(layout, progress, state_store)
     try:
         stack.start()
     except StartupError as error:
@@ -67,6 +68,12 @@ def main() -> None:
     parser.add_argument(
         "addresses", nargs="*", help="replay-dead-letters: partition:offset of each to replay (default: all pending)"
     )
+    parser.add_argument(
+        "--state-store",
+        choices=STATE_STORE_KINDS,
+        default=DEFAULT_STATE_STORE,
+        help="up: where the apps keep their state (components/statestore-*.yaml, or components/alternates/<store>/)",
+    )
     arguments = parser.parse_args()
     command = arguments.command
     if command == "dead-letters":
@@ -83,7 +90,7 @@ def main() -> None:
     if command == "install":
         install(layout, progress)
     elif command == "up":
-        sys.exit(up(layout))
+        sys.exit(up(layout, arguments.state_store))
     else:
         stopped = stop_recorded(layout.pids_dir)
         progress(f"stopped: {', '.join(stopped) or 'nothing was running'}")

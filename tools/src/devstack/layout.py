@@ -42,6 +42,9 @@ SCHEDULER_HEALTHZ_PORT = 58081
 SCHEDULER_METRICS_PORT = 59091
 SCHEDULER_ETCD_CLIENT_PORT = 2379
 SCHEDULER_ETCD_PEER_PORT = 2380
+# The alternate state stores' servers (devstack/state_stores.py), started only for those stores.
+POSTGRES_PORT = 5432
+REDIS_PORT = 6379
 
 LOOPBACK = "127.0.0.1"
 

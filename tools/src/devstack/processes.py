@@ -54,7 +54,11 @@ def start(
     pid_dir: Path,
     cwd: Path,
     env: dict[str, str] | None = None,
+    user: int | None = None,
+    group: int | None = None,
 ) -> ManagedProcess:
+    """Start `command` in its own process group, its output appended to `<log_dir>/<name>.log`, as `user`/`group`
+    when given (root starting a server that refuses to run as root)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     pid_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
@@ -67,10 +71,27 @@ def start(
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopped as a whole, untouched by the caller's Ctrl-C
+            user=user,
+            group=group,
         )
     pid_path = pid_dir / f"{name}.pid"
     pid_path.write_text(str(popen.pid))
     return ManagedProcess(name, popen, log_path, pid_path)
+
+
+def run_checked(
+    name: str, command: Sequence[str], *, log_dir: Path, cwd: Path, user: int | None = None, group: int | None = None
+) -> None:
+    """Run a set-up step to completion, its output appended to `<log_dir>/<name>.log`; StartupError if it fails."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("ab") as log_file:
+        completed = subprocess.run(
+            list(command), cwd=cwd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            user=user, group=group, check=False,
+        )  # fmt: skip
+    if completed.returncode != 0:
+        raise StartupError(f"{name} failed (exit {completed.returncode}):\n{tail(log_path)}")
 
 
 def stop_recorded(pid_dir: Path, timeout: float = 20.0) -> list[str]:

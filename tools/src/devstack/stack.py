@@ -1,4 +1,5 @@
-"""The whole local stack, in start order: Kafka (+ topics), placement, scheduler, then `dapr run -f`."""
+"""The whole local stack, in start order: the state store's server (alternates only), Kafka (+ topics), placement,
+scheduler, then `dapr run -f`."""
 
 import errno
 import signal
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
-from devstack import dapr, kafka
+from devstack import dapr, kafka, state_stores
 from devstack.layout import (
     APPS,
     KAFKA_CONTROLLER_PORT,
@@ -20,6 +21,8 @@ from devstack.layout import (
     PLACEMENT_HEALTHZ_PORT,
     PLACEMENT_METRICS_PORT,
     PLACEMENT_PORT,
+    POSTGRES_PORT,
+    REDIS_PORT,
     SCHEDULER_ETCD_CLIENT_PORT,
     SCHEDULER_ETCD_PEER_PORT,
     SCHEDULER_HEALTHZ_PORT,
@@ -28,6 +31,7 @@ from devstack.layout import (
     Layout,
 )
 from devstack.processes import ManagedProcess, StartupError, wait_until
+from devstack.state_stores import DEFAULT_STATE_STORE, StateStoreKind
 
 Progress = Callable[[str], None]
 
@@ -35,7 +39,10 @@ SUBSCRIBER_GROUPS = ("order-service", "fulfillment-service")
 """The Kafka consumer groups of the apps that subscribe to order-events (components/pubsub.yaml: group = app id)."""
 
 
-def stack_ports() -> list[int]:
+STATE_STORE_PORTS: dict[StateStoreKind, list[int]] = {"sqlite": [], "postgres": [POSTGRES_PORT], "redis": [REDIS_PORT]}
+
+
+def stack_ports(state_store: StateStoreKind = DEFAULT_STATE_STORE) -> list[int]:
     """Every fixed port the stack binds (listed in the README)."""
     ports = [
         KAFKA_PORT,
@@ -51,7 +58,7 @@ def stack_ports() -> list[int]:
     ]
     for app in APPS:
         ports += [app.app_port, app.dapr_http_port, app.dapr_grpc_port, app.metrics_port]
-    return ports
+    return ports + STATE_STORE_PORTS[state_store]
 
 
 def ports_in_use(ports: list[int]) -> list[int]:
@@ -74,9 +81,12 @@ def ports_in_use(ports: list[int]) -> list[int]:
     return busy
 
 
-def install(layout: Layout, progress: Progress) -> None:
+def install(layout: Layout, progress: Progress, state_store: StateStoreKind = DEFAULT_STATE_STORE) -> None:
     """Build or fetch what is missing (idempotent: a second run reuses the per-machine cache)."""
-    for script in ("install-dapr.sh", "install-kafka.sh"):
+    scripts = ["install-dapr.sh", "install-kafka.sh"]
+    if state_store != "sqlite":
+        scripts.append("install-state-stores.sh")
+    for script in scripts:
         started = time.monotonic()
         progress(f"running tools/{script}")
         subprocess.run(["bash", str(layout.root / "tools" / script)], check=True)
@@ -100,19 +110,29 @@ def _ignoring_interrupts() -> Iterator[None]:
 class Stack:
     layout: Layout
     progress: Progress = print
+    state_store: StateStoreKind = DEFAULT_STATE_STORE
     processes: list[ManagedProcess] = field(default_factory=list)
 
     def start(self) -> None:
-        busy = ports_in_use(stack_ports())
+        busy = ports_in_use(stack_ports(self.state_store))
         if busy:
             raise StartupError(f"ports already in use: {busy} (a stack left running? `make down` stops it)")
         try:
+            if self.state_store != "sqlite":
+                self._step(
+                    f"{self.state_store} (state store server)",
+                    lambda: state_stores.start_server(self.layout, self.state_store),
+                )
             self._step("Kafka (KRaft) on 127.0.0.1:9092", lambda: kafka.start_broker(self.layout))
             self._timed("topics " + ", ".join(kafka.TOPICS), kafka.ensure_topics)
             self._step("Dapr placement", lambda: dapr.start_placement(self.layout))
             self._step("Dapr scheduler", lambda: dapr.start_scheduler(self.layout))
             stale_members = kafka.consumer_group_members(SUBSCRIBER_GROUPS)
-            self._step("apps and sidecars (dapr run -f dapr.yaml)", lambda: dapr.start_apps(self.layout))
+            run_file = state_stores.run_file(self.layout, self.state_store)
+            self._step(
+                f"apps and sidecars (dapr run -f {run_file.relative_to(self.layout.root)})",
+                lambda: dapr.start_apps(self.layout, run_file),
+            )
             self._timed(
                 "subscriptions consuming (Kafka consumer groups stable)",
                 lambda: wait_until(
