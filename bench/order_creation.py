@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 from devstack.layout import Layout
 from devstack.stack import Stack
+from devstack.state_stores import DEFAULT_STATE_STORE, STATE_STORE_KINDS, StateStoreKind
 
 ORDER_API = "http://127.0.0.1:8000"
 BENCH_DIR = Path(__file__).resolve().parent
@@ -102,15 +103,16 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {memory_kib / 2**20:.0f} GiB, {platform.system()} {platform.release()}"
 
 
-def report(layout: Layout, summaries: list[dict[str, Any]]) -> str:
+def report(layout: Layout, summaries: list[dict[str, Any]], state_store: StateStoreKind) -> str:
     versions = layout.versions
     lines = [
         f"# Order creation under a fixed arrival rate ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
         f"Machine: {machine()}. Everything (Kafka, placement, scheduler, 3 apps + 3 sidecars, and vegeta) on it.",
         f"Dapr {versions['DAPR_VERSION']}, Kafka {versions['KAFKA_VERSION']}, vegeta {versions['VEGETA_VERSION']};"
-        f" {WARM_UP_SECONDS} s warm-up per rate, not counted. Command: `uv run python bench/order_creation.py"
-        f" --rates {' '.join(str(s['rate_per_s']) for s in summaries)} --duration {summaries[0]['seconds']}`.",
+        f" state store: {state_store}; {WARM_UP_SECONDS} s warm-up per rate, not counted. Command: `uv run python"
+        f" bench/order_creation.py --rates {' '.join(str(s['rate_per_s']) for s in summaries)} --duration"
+        f" {summaries[0]['seconds']} --state-store {state_store}`.",
         "",
         "| rate | requests | answers | create p50 / p95 / p99 / max (ms) | pickup p50 / p95 / max (ms) |"
         " shipped p50 / p95 / max (ms) |",
@@ -130,12 +132,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", type=int, nargs="+", default=[20, 50])
     parser.add_argument("--duration", type=int, default=30, help="seconds per rate")
+    parser.add_argument("--state-store", choices=STATE_STORE_KINDS, default=DEFAULT_STATE_STORE)
     arguments = parser.parse_args()
     layout = Layout.discover()
     vegeta = subprocess.run(
         ["bash", str(BENCH_DIR / "install-vegeta.sh")], check=True, capture_output=True, text=True
     ).stdout.strip()
-    stack = Stack(layout)
+    stack = Stack(layout, state_store=arguments.state_store)
     stack.start()
     summaries = []
     try:
@@ -149,8 +152,9 @@ def main() -> None:
         stack.stop()
     results_dir = BENCH_DIR / "results"
     results_dir.mkdir(exist_ok=True)
-    output = results_dir / f"{datetime.now(UTC):%Y-%m-%d}-order-creation.md"
-    output.write_text(report(layout, summaries))
+    store_suffix = "" if arguments.state_store == DEFAULT_STATE_STORE else f"-{arguments.state_store}"
+    output = results_dir / f"{datetime.now(UTC):%Y-%m-%d}-order-creation{store_suffix}.md"
+    output.write_text(report(layout, summaries, arguments.state_store))
     print(f"written: {output}")
 
 

@@ -3,31 +3,19 @@ store's guarantees (idempotency keys, the outbox's and the work index's ETag'd s
 cancellation) on the real stack, and the orders and fulfillment records read back from PostgreSQL's own tables."""
 
 import asyncio
-import subprocess
 import uuid
-from typing import Any
 
 import httpx
-from devstack.layout import LOOPBACK, POSTGRES_PORT, Layout
-from devstack.state_stores import postgres_bin
+from devstack.layout import Layout
 
-from tests.support.fulfillment import created, fulfillment_record, shipments
+# Collected here too, so run again on this module's stack (PostgreSQL): parked work and its lease live in the
+# fulfillment store's record and work index.
+from tests.e2e.test_cancellation import test_an_order_cancelled_while_parked_never_ships  # noqa: F401
+from tests.support.fulfillment import created, shipments
 from tests.support.orders import new_order, wait_for_status
-from tests.support.polling import eventually
+from tests.support.postgres import is_row
 
 CONCURRENT_CREATES = 40
-
-
-def is_row(layout: Layout, table: str, key: str) -> bool:
-    """Whether `key` (Dapr's `<app id>||<key>`) is a row of `table`, asked of PostgreSQL itself with psql (the
-    values go in as psql variables, quoted by psql)."""
-    psql = [
-        str(postgres_bin(layout, "psql")),
-        "-h", LOOPBACK, "-p", str(POSTGRES_PORT), "-U", "postgres",
-        "-v", f"table={table}", "-v", f"key={key}", "-tA", "-f", "-",
-    ]  # fmt: skip
-    query = "SELECT count(*) FROM :\"table\" WHERE key = :'key';"
-    return subprocess.run(psql, input=query, check=True, capture_output=True, text=True).stdout.strip() == "1"
 
 
 def test_an_order_ships_and_is_delivered_and_both_records_are_rows_in_postgresql(
@@ -72,26 +60,3 @@ def test_a_repeated_create_with_one_idempotency_key_answers_the_same_order(order
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json()["id"] == first.json()["id"]
     assert different.status_code == 422
-
-
-def test_an_order_cancelled_while_parked_never_ships(order_api: httpx.Client, carrier_admin: httpx.Client) -> None:
-    carrier_admin.put("/admin/faults", json={"down": True}).raise_for_status()
-    order_id = created(order_api)
-    eventually(
-        lambda: (order_api.get(f"/orders/{order_id}").json()["fulfillment"] or {}).get("attempts"),
-        timeout=30,
-        what="a failed attempt: the order is parked",
-    )
-
-    assert order_api.post(f"/orders/{order_id}/cancel", json={"reason": "changed my mind"}).status_code == 200
-    eventually(lambda: _fulfillment_status(order_id) == "cancelled", timeout=10, what="fulfillment to drop the work")
-    carrier_admin.delete("/admin/faults").raise_for_status()
-    wait_for_status(order_api, created(order_api), "shipped", timeout=30)  # the worker has run again since
-
-    assert shipments(carrier_admin, order_id) == []
-    assert order_api.get(f"/orders/{order_id}").json()["status"] == "cancelled"
-
-
-def _fulfillment_status(order_id: str) -> Any:
-    record = fulfillment_record(order_id)
-    return record["status"] if record else None

@@ -123,6 +123,14 @@ def fresh_key(what: str) -> str:
     return f"{what}|{uuid.uuid4().hex}"
 
 
+async def saved_twice(dapr: DaprClient, key: str) -> str:
+    """Save "first" then "second" under `key`; the ETag it had in between, stale now."""
+    await dapr.save_state(STORE, key, "first")
+    stale = (await dapr.get_state(STORE, key)).etag
+    await dapr.save_state(STORE, key, "second")
+    return stale
+
+
 async def test_an_insert_if_absent_stores_the_first_value_only(dapr: DaprClient) -> None:
     key = fresh_key("insert")
 
@@ -133,9 +141,7 @@ async def test_an_insert_if_absent_stores_the_first_value_only(dapr: DaprClient)
 
 async def test_a_stale_etag_is_refused_and_recognised_as_a_conflict(dapr: DaprClient) -> None:
     key = fresh_key("etag")
-    await dapr.save_state(STORE, key, "first")
-    stale = (await dapr.get_state(STORE, key)).etag
-    await dapr.save_state(STORE, key, "second")
+    stale = await saved_twice(dapr, key)
 
     with pytest.raises(DaprInternalError) as refused:
         await dapr.save_state(STORE, key, "third", etag=stale)
@@ -150,9 +156,7 @@ async def test_a_transaction_with_a_stale_etag_changes_nothing(
     if bare_sidecar.kind == "redis":
         request.applymarker(NO_ROLLBACK)
     record, shard = fresh_key("record"), fresh_key("shard")
-    await dapr.save_state(STORE, shard, "first")
-    stale = (await dapr.get_state(STORE, shard)).etag
-    await dapr.save_state(STORE, shard, "second")
+    stale = await saved_twice(dapr, shard)
 
     with pytest.raises(Exception):  # noqa: B017, PT011 - the SDK raises bare gRPC errors from transactions
         await dapr.execute_state_transaction(

@@ -1,5 +1,6 @@
 """`make up` as a user runs it: the launcher (`devstack up`) brings the whole stack up from its cache, the system
-works, Ctrl-C stops everything gracefully (in-flight requests finish) and no process or port is left behind.
+works, Ctrl-C stops everything gracefully (in-flight requests finish) and no process or port is left behind; and
+`make up STATE_STORE=postgres` runs it on PostgreSQL, whose server `make down` stops with the rest.
 
 These tests start their own stacks, so they run in their own pytest session (`make test-launcher`), never beside
 the shared stack of tests/e2e and tests/integration.
@@ -20,19 +21,23 @@ from devstack.stack import ports_in_use, stack_ports
 
 from tests.support.orders import new_order, wait_for_status
 from tests.support.polling import eventually
+from tests.support.postgres import is_row
 
 READY_LINE = re.compile(r"stack ready in (?P<seconds>[0-9.]+) s")
 SECOND_START_BUDGET_SECONDS = 60
 
 
-class Launcher:
-    """`uv run devstack up` in its own process group, as a terminal would run it."""
+DEVSTACK_UP = ["uv", "run", "--frozen", "devstack", "up"]
 
-    def __init__(self, layout: Layout, log_path: Path) -> None:
+
+class Launcher:
+    """`command` (`uv run devstack up` unless told) in its own process group, as a terminal would run it."""
+
+    def __init__(self, layout: Layout, log_path: Path, command: list[str] = DEVSTACK_UP) -> None:
         self.log_path = log_path
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                ["uv", "run", "--frozen", "devstack", "up"],
+                command,
                 cwd=layout.root,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -134,4 +139,25 @@ def test_make_down_stops_a_stack_whose_launcher_died(launcher: Launcher, layout:
     subprocess.run(["uv", "run", "--frozen", "devstack", "down"], cwd=layout.root, check=True)
 
     assert ports_in_use(stack_ports()) == []
+    assert list(layout.pids_dir.glob("*.pid")) == []
+
+
+def test_make_up_on_postgresql_runs_the_system_there_and_make_down_stops_its_server_too(
+    layout: Layout, tmp_path: Path
+) -> None:
+    assert not ports_in_use(stack_ports("postgres")), "a stack is already running: stop it with `make down`"
+    launcher = Launcher(
+        layout, tmp_path / "make-up.log", ["make", "--no-print-directory", "up", "STATE_STORE=postgres"]
+    )
+    try:
+        launcher.wait_ready()
+        with httpx.Client(base_url="http://127.0.0.1:8000", timeout=10) as api:
+            order_id = api.post("/orders", json=new_order()).json()["id"]
+            wait_for_status(api, order_id, "shipped", timeout=5)
+        assert is_row(layout, "orders_state", f"order-service||{order_id}")
+    finally:
+        launcher.kill()
+        subprocess.run(["uv", "run", "--frozen", "devstack", "down"], cwd=layout.root, check=True)
+
+    assert ports_in_use(stack_ports("postgres")) == []
     assert list(layout.pids_dir.glob("*.pid")) == []
