@@ -8,6 +8,7 @@ from functools import lru_cache
 from order_contracts.names import ORDER_EVENTS_TOPIC, PUBSUB_NAME
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from service_runtime.sidecar_token import APP_API_TOKEN_ENV
 
 
 class Settings(BaseSettings):
@@ -24,7 +25,7 @@ class Settings(BaseSettings):
     dapr_http_port: int = 3501
     """The sidecar's HTTP port; `dapr run` sets DAPR_HTTP_PORT, which wins."""
 
-    app_api_token: SecretStr = Field(validation_alias="APP_API_TOKEN", min_length=1)
+    app_api_token: SecretStr = Field(validation_alias=APP_API_TOKEN_ENV, min_length=1)
     """What the sidecar sends as `dapr-api-token` on every call to the app (daprd reads the same variable)."""
     carrier_webhook_secret: SecretStr = Field(validation_alias="CARRIER_WEBHOOK_SECRET", min_length=1)
     """The HMAC-SHA256 key of the carrier's `X-Carrier-Signature`."""

@@ -7,8 +7,7 @@ from functools import lru_cache
 from order_contracts.names import ORDER_EVENTS_TOPIC, PUBSUB_NAME
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-APP_API_TOKEN_ENV = "APP_API_TOKEN"  # noqa: S105 (a variable name, not a secret)
+from service_runtime.sidecar_token import APP_API_TOKEN_ENV
 
 
 class Settings(BaseSettings):

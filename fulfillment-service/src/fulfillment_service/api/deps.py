@@ -2,15 +2,13 @@
 
 # Dependencies are coroutines: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per
 # request that showed in profiles of the event endpoints under load.
-import secrets
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
+from service_runtime.sidecar_token import is_sidecar_token, sidecar_token_header
 
 from fulfillment_service.config import Settings
 from fulfillment_service.handlers import FulfillmentHandlers
-
-APP_API_TOKEN_HEADER = "dapr-api-token"  # noqa: S105 (a header name, not a secret)
 
 
 async def get_fulfillment_handlers(request: Request) -> FulfillmentHandlers:
@@ -27,12 +25,9 @@ FulfillmentHandlersDep = Annotated[FulfillmentHandlers, Depends(get_fulfillment_
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def require_sidecar(
-    settings: SettingsDep, token: Annotated[str | None, Header(alias=APP_API_TOKEN_HEADER)] = None
-) -> None:
+async def require_sidecar(settings: SettingsDep, token: Annotated[str | None, Depends(sidecar_token_header)]) -> None:
     """Only our sidecar knows the app API token (APP_API_TOKEN): anyone else calling an event endpoint gets 401."""
-    expected = settings.app_api_token.get_secret_value().encode()
-    if token is None or not secrets.compare_digest(token.encode(), expected):
+    if not is_sidecar_token(token, settings.app_api_token):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "only the Dapr sidecar may call this endpoint")
 
 

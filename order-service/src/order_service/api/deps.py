@@ -3,18 +3,14 @@ that a call comes from the Dapr sidecar."""
 
 # Dependencies are coroutines: FastAPI runs a plain `def` dependency in its thread pool, a thread hop per
 # request that showed in profiles of the event endpoints under load.
-import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader
+from service_runtime.sidecar_token import APP_API_TOKEN_HEADER, is_sidecar_token, sidecar_token_header
 
 from order_service.api.problems import ProblemError, status_title
-from order_service.config import APP_API_TOKEN_ENV, Settings
+from order_service.config import Settings
 from order_service.handlers import OrderHandlers
-
-APP_API_TOKEN_HEADER = "dapr-api-token"  # noqa: S105 (a header name, not a secret)
-"""The header daprd sends, with the value of its APP_API_TOKEN variable, on every call to its app."""
 
 
 async def get_order_handlers(request: Request) -> OrderHandlers:
@@ -25,20 +21,10 @@ async def get_order_handlers(request: Request) -> OrderHandlers:
 OrderHandlersDep = Annotated[OrderHandlers, Depends(get_order_handlers)]
 
 
-_dapr_api_token = APIKeyHeader(
-    name=APP_API_TOKEN_HEADER,
-    scheme_name="DaprApiToken",
-    description=f"The app API token the Dapr sidecar sends on every call (daprd's `{APP_API_TOKEN_ENV}`).",
-    auto_error=False,  # a missing header is answered below, as a problem like every other 401
-)
-
-
-async def require_sidecar(request: Request, token: Annotated[str | None, Depends(_dapr_api_token)]) -> None:
+async def require_sidecar(request: Request, token: Annotated[str | None, Depends(sidecar_token_header)]) -> None:
     """Let the call through only if it carries the sidecar's token; otherwise answer 401 (problem+json)."""
     settings: Settings = request.app.state.settings
-    expected = settings.app_api_token.get_secret_value().encode()
-    # Bytes: compare_digest refuses str with non-ASCII characters, which a header may well contain.
-    if token is None or not secrets.compare_digest(token.encode(), expected):
+    if not is_sidecar_token(token, settings.app_api_token):
         missing = "is missing" if token is None else "does not match"
         raise ProblemError(
             401,
