@@ -8,9 +8,11 @@ start-up check that refuses a store without rollback. Redis lacks two of them: t
 it (strict: they start failing the suite the day Dapr's Redis store gains them).
 """
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -23,13 +25,20 @@ from devstack.layout import LOOPBACK, Layout
 from devstack.processes import ManagedProcess, start, wait_until
 from devstack.stack import ports_in_use
 from devstack.state_stores import STATE_STORE_KINDS, StateStoreKind, component_files, start_server
+from fulfillment_service.adapters.fulfillments import ConcurrentUpdateError, DaprFulfillmentStore
+from fulfillment_service.domain import FulfillmentRecord
+from order_contracts.events import OrderCreated
 from service_runtime.dapr_state import (
     StateStoreUnfitError,
+    StateWrite,
+    TransactionRefusedError,
     check_transactions_roll_back,
     insert_if_absent,
     is_etag_mismatch,
+    write_atomically,
 )
 
+from tests.support.orders import VALID_ORDER
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.anyio
@@ -37,6 +46,7 @@ pytestmark = pytest.mark.anyio
 PROBE_APP_ID = "state-store-probe"
 STORE = "order-store"
 SIDECAR_HTTP_PORT, SIDECAR_GRPC_PORT, SIDECAR_METRICS_PORT = 3590, 50090, 9190
+SIDECAR_URL = f"http://{LOOPBACK}:{SIDECAR_HTTP_PORT}"
 
 NO_ROLLBACK = pytest.mark.xfail(
     reason="Dapr's Redis store applies the rest of a transaction when an ETag fails (no rollback; it says so in "
@@ -178,6 +188,72 @@ async def test_an_insert_if_absent_does_not_overwrite_a_key_a_transaction_wrote(
 
     assert await insert_if_absent(dapr, STORE, key, "empty") is False
     assert (await dapr.get_state(STORE, key)).data == b"entries"
+
+
+def new_record_and_its_shard(record: str, shard: str, shard_etag: str) -> list[StateWrite]:
+    """What fulfillment writes when it picks an order up: a new record, and its index shard updated by ETag."""
+    return [
+        StateWrite(record, '{"status": "pending"}', insert_only=True),
+        StateWrite(shard, '{"due": {"a": 1}}', shard_etag),
+    ]
+
+
+async def test_an_http_transaction_inserts_new_keys_and_updates_by_etag(dapr: DaprClient) -> None:
+    record, shard = fresh_key("record"), fresh_key("shard")
+    await dapr.save_state(STORE, shard, json.dumps({"due": {}}))
+    etag = (await dapr.get_state(STORE, shard)).etag
+
+    async with httpx.AsyncClient() as http:
+        await write_atomically(http, SIDECAR_URL, STORE, new_record_and_its_shard(record, shard, etag))
+
+    assert json.loads((await dapr.get_state(STORE, record)).data) == {"status": "pending"}
+    assert json.loads((await dapr.get_state(STORE, shard)).data) == {"due": {"a": 1}}
+
+
+async def test_an_http_transaction_that_inserts_a_taken_key_changes_nothing(
+    dapr: DaprClient, bare_sidecar: BareSidecar, request: pytest.FixtureRequest
+) -> None:
+    if bare_sidecar.kind == "redis":
+        request.applymarker(NO_ROLLBACK)
+    record, shard = fresh_key("record"), fresh_key("shard")
+    await dapr.save_state(STORE, record, json.dumps({"status": "cancelled"}))
+    await dapr.save_state(STORE, shard, json.dumps({"due": {}}))
+    etag = (await dapr.get_state(STORE, shard)).etag
+
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(TransactionRefusedError):
+            await write_atomically(http, SIDECAR_URL, STORE, new_record_and_its_shard(record, shard, etag))
+
+    assert json.loads((await dapr.get_state(STORE, record)).data) == {"status": "cancelled"}
+    assert json.loads((await dapr.get_state(STORE, shard)).data) == {"due": {}}
+
+
+async def test_a_second_pickup_of_one_order_is_refused_not_written_over_the_first(
+    dapr: DaprClient, bare_sidecar: BareSidecar, request: pytest.FixtureRequest
+) -> None:
+    """Two replicas handed the same order.created.v1 (a rebalance mid-delivery): the later pickup must not replace
+    the earlier record, which may already have been cancelled or leased on."""
+    if bare_sidecar.kind == "redis":
+        request.applymarker(NO_ROLLBACK)
+    now = datetime.now(UTC)
+    order = OrderCreated.model_validate(
+        {**VALID_ORDER, "order_id": fresh_key("order"), "total": "25.00", "created_at": now}
+    )
+    async with httpx.AsyncClient() as http:
+        store = DaprFulfillmentStore(dapr, STORE, http=http, sidecar_url=SIDECAR_URL)
+        await store.create_shards()
+        first, later = (
+            FulfillmentRecord.pick_up(order, at=now, worker=replica, lease_for=timedelta(minutes=2))
+            for replica in ("replica-a", "replica-b")
+        )
+        await store.save(first, None, now=now)
+
+        with pytest.raises(ConcurrentUpdateError):
+            await store.save(later, None, now=now)
+
+        stored = await store.get(order.order_id)
+    assert stored is not None
+    assert stored.record.lease == first.lease
 
 
 async def test_a_key_saved_with_a_ttl_expires(dapr: DaprClient) -> None:

@@ -46,18 +46,29 @@ class FulfillmentHandlers:
         the same event id, in case the first publish was lost. If that publish fails, the caller has the delivery
         retried: the work is already safe.
         """
+        picked_up_at = await self._record_pickup(order)
+        await self.publisher.publish(FulfillmentStarted(order_id=order.order_id, picked_up_at=picked_up_at))
+
+    async def _record_pickup(self, order: OrderCreated) -> datetime:
+        """When the order was picked up: now, by this instance, or before (a redelivery, or another replica handed
+        the same event that wrote its record first: a new record is only ever inserted, never written over)."""
         stored = await self.store.get(order.order_id)
         if stored is None:
             now = self.clock()
             record = FulfillmentRecord.pick_up(order, at=now, worker=self.worker_id, lease_for=self.lease_for)
-            await self.store.save(record, None, now=now)
+            try:
+                await self.store.save(record, None, now=now)
+            except ConcurrentUpdateError:
+                stored = await self.store.get(order.order_id)
+                if stored is None:  # not a pickup that won the race: something else failed the write
+                    raise
+                logger.info("order picked up by another instance first", extra={"order_id": order.order_id})
+                return stored.record.picked_up_at
             self.wake_worker(order.order_id)
-            picked_up_at = record.picked_up_at
             logger.info("order picked up", extra={"order_id": order.order_id})
-        else:
-            picked_up_at = stored.record.picked_up_at
-            logger.info("order already picked up", extra={"order_id": order.order_id})
-        await self.publisher.publish(FulfillmentStarted(order_id=order.order_id, picked_up_at=picked_up_at))
+            return record.picked_up_at
+        logger.info("order already picked up", extra={"order_id": order.order_id})
+        return stored.record.picked_up_at
 
     async def cancel(self, cancellation: OrderCancelled) -> None:
         """Drop the order's work, or have its shipment voided if the carrier created one already."""

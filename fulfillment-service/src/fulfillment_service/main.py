@@ -29,6 +29,9 @@ CARRIER_CALL_TIMEOUT_SECONDS = 120.0
 CARRIER_CONNECTION_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=20)
 """The worker's own semaphore bounds concurrent calls (max_concurrent_carrier_calls); httpx's pool must not queue
 them behind it (its default of 100 would, silently)."""
+STATE_WRITE_TIMEOUT_SECONDS = 10.0
+"""State transactions go through the sidecar's HTTP API on a client of their own, never queued behind carrier
+calls (held up to 10 s per try) and never waiting as long as they may."""
 
 
 def worker_settings(settings: Settings) -> WorkerSettings:
@@ -52,14 +55,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with (
         DaprClient() as dapr,
         httpx.AsyncClient(timeout=CARRIER_CALL_TIMEOUT_SECONDS, limits=CARRIER_CONNECTION_LIMITS) as http,
+        httpx.AsyncClient(timeout=STATE_WRITE_TIMEOUT_SECONDS) as state_http,
     ):
         await check_transactions_roll_back(dapr, settings.state_store)
-        store = DaprFulfillmentStore(dapr, settings.state_store)
+        sidecar_url = f"http://127.0.0.1:{sidecar_port}"
+        store = DaprFulfillmentStore(dapr, settings.state_store, http=state_http, sidecar_url=sidecar_url)
         await store.create_shards()
         publisher = DaprEventPublisher(dapr, pubsub=settings.pubsub, topic=settings.topic, source=settings.app_id)
-        carrier = DaprInvokedCarrier(
-            http, sidecar_url=f"http://127.0.0.1:{sidecar_port}", endpoint=settings.carrier_endpoint
-        )
+        carrier = DaprInvokedCarrier(http, sidecar_url=sidecar_url, endpoint=settings.carrier_endpoint)
         worker = ShippingWorker(store, carrier, publisher, worker_settings(settings))
         app.state.fulfillment_handlers = FulfillmentHandlers(
             store=store,

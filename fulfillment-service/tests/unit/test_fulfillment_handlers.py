@@ -12,6 +12,7 @@ from fulfillment_fakes import (
     order_cancelled,
     order_created,
 )
+from fulfillment_service.adapters.fulfillments import StoredFulfillment
 from fulfillment_service.domain import FulfillmentRecord, FulfillmentStatus, Lease, Shipment
 from fulfillment_service.handlers import FulfillmentHandlers, UnknownOrderError
 from order_contracts.events import FulfillmentDelivered, FulfillmentStarted
@@ -71,6 +72,38 @@ async def test_a_redelivered_order_is_announced_again_as_first_picked_up_and_wak
     first_started, again = publisher.published
     assert again == first_started == FulfillmentStarted(order_id="order-1", picked_up_at=T0)
     assert again.event_id() == first_started.event_id()
+
+
+class RivalPickupStore(FakeFulfillmentStore):
+    """Another replica, handed the same order.created.v1, stores its pickup between this one's read and write."""
+
+    def __init__(self, rival: FulfillmentRecord) -> None:
+        super().__init__()
+        self.rival = rival
+
+    async def get(self, order_id: str) -> StoredFulfillment | None:
+        found = await super().get(order_id)
+        if found is None and not self.writes:
+            await self.save(self.rival, None, now=self.rival.picked_up_at)
+        return found
+
+
+async def test_a_pickup_that_loses_the_race_to_another_replica_keeps_its_record_and_announces_its_pickup(
+    publisher: FakeEventPublisher, wakes: RecordingWaker, clock: FakeClock
+) -> None:
+    rival = FulfillmentRecord.pick_up(
+        order_created("order-1"), at=T0 - timedelta(seconds=1), worker="worker-2", lease_for=LEASE
+    )
+    store = RivalPickupStore(rival)
+    handlers = FulfillmentHandlers(
+        store=store, publisher=publisher, wake_worker=wakes, worker_id="worker-1", lease_for=LEASE, clock=clock
+    )
+
+    await handlers.pick_up(order_created("order-1"))
+
+    assert store.writes["order-1"] == [rival]
+    assert wakes.order_ids == []
+    assert publisher.published == [FulfillmentStarted(order_id="order-1", picked_up_at=rival.picked_up_at)]
 
 
 async def test_a_pickup_whose_announcement_fails_has_stored_the_work_already(

@@ -1,8 +1,11 @@
-"""The Dapr state API as both services use it: insert-if-absent, reading the SDK's conflict errors, and the start-up
-check that the configured store rolls a failed transaction back."""
+"""The Dapr state API as both services use it: insert-if-absent, reading the SDK's conflict errors, transactions
+that may insert, and the start-up check that the configured store rolls a failed transaction back."""
 
+import json
 import uuid
+from dataclasses import dataclass
 
+import httpx
 from dapr.aio.clients import DaprClient
 from dapr.clients.exceptions import DaprInternalError
 from dapr.clients.grpc._request import TransactionalStateOperation, TransactionOperationType
@@ -10,6 +13,24 @@ from dapr.clients.grpc._state import Concurrency, Consistency, StateOptions
 
 INSERT_IF_ABSENT = StateOptions(concurrency=Concurrency.first_write, consistency=Consistency.strong)
 """First-write without an ETag: an insert that fails if the key exists (SQLite, PostgreSQL)."""
+
+
+@dataclass(frozen=True)
+class StateWrite:
+    """One upsert in a transaction sent by `write_atomically`."""
+
+    key: str
+    value: str
+    """JSON text."""
+    etag: str | None = None
+    """Write only over this version of the key."""
+    insert_only: bool = False
+    """Write only if the key does not exist (first-write without an ETag)."""
+
+
+class TransactionRefusedError(RuntimeError):
+    """The sidecar refused a transaction; nothing of it was written (on a store that passes
+    `check_transactions_roll_back`). An ETag or insert-only conflict is one cause, so callers re-read to decide."""
 
 
 class StateStoreUnfitError(RuntimeError):
@@ -41,6 +62,26 @@ async def insert_if_absent(
             return False
         raise
     return True
+
+
+async def write_atomically(http: httpx.AsyncClient, sidecar_url: str, store: str, writes: list[StateWrite]) -> None:
+    """Apply `writes` in one state transaction, through the sidecar's HTTP API (`http`'s timeouts apply).
+
+    Not through the SDK's `execute_state_transaction`: its operations cannot carry first-write concurrency, so a
+    transaction could not insert a record only if it is new (the sidecar and the SQLite and PostgreSQL stores
+    honour it in a transaction, tests/integration/test_state_stores.py); over HTTP the operation carries it.
+    """
+    operations = []
+    for write in writes:
+        request: dict[str, object] = {"key": write.key, "value": json.loads(write.value)}
+        if write.etag is not None:
+            request["etag"] = write.etag
+        if write.insert_only:
+            request["options"] = {"concurrency": "first-write", "consistency": "strong"}
+        operations.append({"operation": "upsert", "request": request})
+    response = await http.post(f"{sidecar_url}/v1.0/state/{store}/transaction", json={"operations": operations})
+    if not response.is_success:
+        raise TransactionRefusedError(f"state transaction on {store}: {response.status_code} {response.text}")
 
 
 async def check_transactions_roll_back(client: DaprClient, store: str) -> None:

@@ -13,10 +13,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 
+import httpx
 from dapr.aio.clients import DaprClient
-from dapr.clients.grpc._request import TransactionalStateOperation
 from pydantic import BaseModel
-from service_runtime.dapr_state import insert_if_absent
+from service_runtime.dapr_state import StateWrite, TransactionRefusedError, insert_if_absent, write_atomically
 
 from fulfillment_service.domain import FulfillmentRecord
 
@@ -68,9 +68,14 @@ class AbstractFulfillmentStore(ABC):
 
 
 class DaprFulfillmentStore(AbstractFulfillmentStore):
-    def __init__(self, client: DaprClient, store_name: str) -> None:
+    """Reads through the SDK; writes through the sidecar's HTTP transaction API, the one way to insert a new
+    record only if it is new inside the transaction that indexes it (see `write_atomically`)."""
+
+    def __init__(self, client: DaprClient, store_name: str, *, http: httpx.AsyncClient, sidecar_url: str) -> None:
         self._client = client
         self._store = store_name
+        self._http = http
+        self._sidecar_url = sidecar_url
 
     async def create_shards(self) -> None:
         """Each shard must exist before the first transaction that updates it with an ETag (an update without one
@@ -96,13 +101,13 @@ class DaprFulfillmentStore(AbstractFulfillmentStore):
                 index.due.pop(record.order_id, None)
             else:
                 index.due[record.order_id] = due
-            operations = [
-                TransactionalStateOperation(record_key(record.order_id), record.model_dump_json(), etag=etag),
-                TransactionalStateOperation(shard_key(shard), index.model_dump_json(), etag=response.etag or None),
+            writes = [
+                StateWrite(record_key(record.order_id), record.model_dump_json(), etag, insert_only=etag is None),
+                StateWrite(shard_key(shard), index.model_dump_json(), response.etag or None),
             ]
             try:
-                await self._client.execute_state_transaction(self._store, operations)
-            except Exception as error:  # the SDK raises bare gRPC errors here: tell the two conflicts apart by reading
+                await write_atomically(self._http, self._sidecar_url, self._store, writes)
+            except TransactionRefusedError as error:  # the record's conflict or the shard's: tell them apart by reading
                 last_error = error
                 current = await self.get(record.order_id)
                 if (current.etag if current else None) != etag:
