@@ -71,17 +71,23 @@ async def write_atomically(http: httpx.AsyncClient, sidecar_url: str, store: str
     transaction could not insert a record only if it is new (the sidecar and the SQLite and PostgreSQL stores
     honour it in a transaction, tests/integration/test_state_stores.py); over HTTP the operation carries it.
     """
-    operations = []
-    for write in writes:
-        request: dict[str, object] = {"key": write.key, "value": json.loads(write.value)}
-        if write.etag is not None:
-            request["etag"] = write.etag
-        if write.insert_only:
-            request["options"] = {"concurrency": "first-write", "consistency": "strong"}
-        operations.append({"operation": "upsert", "request": request})
-    response = await http.post(f"{sidecar_url}/v1.0/state/{store}/transaction", json={"operations": operations})
+    body = '{"operations": [' + ", ".join(_upsert_operation(write) for write in writes) + "]}"
+    response = await http.post(
+        f"{sidecar_url}/v1.0/state/{store}/transaction", content=body, headers={"content-type": "application/json"}
+    )
     if not response.is_success:
         raise TransactionRefusedError(f"state transaction on {store}: {response.status_code} {response.text}")
+
+
+def _upsert_operation(write: StateWrite) -> str:
+    """One operation of the transaction's JSON body, with the value's JSON text embedded as it is (parsing it only
+    to serialise it again cost the busy fulfillment service measurable CPU per write)."""
+    request: dict[str, object] = {"key": write.key}
+    if write.etag is not None:
+        request["etag"] = write.etag
+    if write.insert_only:
+        request["options"] = {"concurrency": "first-write", "consistency": "strong"}
+    return f'{{"operation": "upsert", "request": {json.dumps(request)[:-1]}, "value": {write.value}}}}}'
 
 
 async def check_transactions_roll_back(client: DaprClient, store: str) -> None:

@@ -39,7 +39,9 @@ def up(layout: Layout, state_store: StateStoreKind) -> int:
     except KeyboardInterrupt:
         progress("interrupted during start-up; stopped")
         return 130
-    progress(f"stack ready in {time.monotonic() - started:.1f} s; logs in {layout.logs_dir}")
+    progress(
+        f"stack ready in {time.monotonic() - started:.1f} s (state store: {state_store}); logs in {layout.logs_dir}"
+    )
     for app in APPS:
         print(
             f"  {app.app_id:<20} http://127.0.0.1:{app.app_port}   "

@@ -15,8 +15,9 @@ from datetime import datetime
 
 import httpx
 from dapr.aio.clients import DaprClient
+from dapr.clients.grpc._request import TransactionalStateOperation
 from pydantic import BaseModel
-from service_runtime.dapr_state import StateWrite, TransactionRefusedError, insert_if_absent, write_atomically
+from service_runtime.dapr_state import StateWrite, insert_if_absent, write_atomically
 
 from fulfillment_service.domain import FulfillmentRecord
 
@@ -68,8 +69,10 @@ class AbstractFulfillmentStore(ABC):
 
 
 class DaprFulfillmentStore(AbstractFulfillmentStore):
-    """Reads through the SDK; writes through the sidecar's HTTP transaction API, the one way to insert a new
-    record only if it is new inside the transaction that indexes it (see `write_atomically`)."""
+    """Through the SDK, except the transaction that inserts a new record: the SDK's transactional operations cannot
+    ask for an insert only if absent, so that one goes through the sidecar's HTTP API (`write_atomically`). Only
+    that one: with every write over HTTP the app spent about 18 ms of CPU per order instead of 13
+    (bench/cpu_per_order.py); with this one, 15."""
 
     def __init__(self, client: DaprClient, store_name: str, *, http: httpx.AsyncClient, sidecar_url: str) -> None:
         self._client = client
@@ -101,13 +104,9 @@ class DaprFulfillmentStore(AbstractFulfillmentStore):
                 index.due.pop(record.order_id, None)
             else:
                 index.due[record.order_id] = due
-            writes = [
-                StateWrite(record_key(record.order_id), record.model_dump_json(), etag, insert_only=etag is None),
-                StateWrite(shard_key(shard), index.model_dump_json(), response.etag or None),
-            ]
             try:
-                await write_atomically(self._http, self._sidecar_url, self._store, writes)
-            except TransactionRefusedError as error:  # the record's conflict or the shard's: tell them apart by reading
+                await self._commit(record, etag, index, shard, response.etag or None)
+            except Exception as error:  # refused (each path raises its own kind): tell the conflicts apart by reading
                 last_error = error
                 current = await self.get(record.order_id)
                 if (current.etag if current else None) != etag:
@@ -117,6 +116,30 @@ class DaprFulfillmentStore(AbstractFulfillmentStore):
             return
         assert last_error is not None
         raise last_error
+
+    async def _commit(
+        self, record: FulfillmentRecord, etag: str | None, index: WorkIndexShard, shard: int, shard_etag: str | None
+    ) -> None:
+        """One transaction: the record (by its ETag, or inserted only if absent when `etag` is None) and its shard."""
+        record_json, index_json = record.model_dump_json(), index.model_dump_json()
+        if etag is None:
+            await write_atomically(
+                self._http,
+                self._sidecar_url,
+                self._store,
+                [
+                    StateWrite(record_key(record.order_id), record_json, insert_only=True),
+                    StateWrite(shard_key(shard), index_json, shard_etag),
+                ],
+            )
+            return
+        await self._client.execute_state_transaction(
+            self._store,
+            [
+                TransactionalStateOperation(record_key(record.order_id), record_json, etag),
+                TransactionalStateOperation(shard_key(shard), index_json, shard_etag),
+            ],
+        )
 
     async def due(self, now: datetime) -> list[str]:
         shards = await self._client.get_bulk_state(self._store, [shard_key(shard) for shard in range(SHARD_COUNT)])
