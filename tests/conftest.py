@@ -11,6 +11,7 @@ import pytest
 from confluent_kafka import Consumer
 from devstack.layout import Layout
 from devstack.stack import Stack
+from devstack.state_stores import DEFAULT_STATE_STORE, StateStoreKind
 
 from tests.support.kafka import consumer_at_end
 
@@ -21,8 +22,14 @@ def layout() -> Layout:
 
 
 @pytest.fixture(scope="session")
-def stack(layout: Layout) -> Iterator[Stack]:
-    running = Stack(layout, progress=lambda message: print(f"[stack] {message}"))
+def state_store() -> StateStoreKind:
+    """Where the stack's apps keep their state (tests/alternates/ overrides it)."""
+    return DEFAULT_STATE_STORE
+
+
+@pytest.fixture(scope="session")
+def stack(layout: Layout, state_store: StateStoreKind) -> Iterator[Stack]:
+    running = Stack(layout, progress=lambda message: print(f"[stack] {message}"), state_store=state_store)
     running.start()
     try:
         yield running

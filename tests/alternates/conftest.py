@@ -2,18 +2,10 @@
 of the SQLite state stores (what `make up STATE_STORE=postgres` runs). Its own pytest session (`make
 test-alternates`): it binds the same ports as the default stack."""
 
-from collections.abc import Iterator
-
 import pytest
-from devstack.layout import Layout
-from devstack.stack import Stack
+from devstack.state_stores import StateStoreKind
 
 
 @pytest.fixture(scope="session")
-def stack(layout: Layout) -> Iterator[Stack]:
-    running = Stack(layout, progress=lambda message: print(f"[stack] {message}"), state_store="postgres")
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
+def state_store() -> StateStoreKind:
+    return "postgres"
