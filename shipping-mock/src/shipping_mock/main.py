@@ -72,4 +72,6 @@ def run() -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        loop="uvloop",
+        http="httptools",
     )
