@@ -46,7 +46,17 @@ def order_api(stack: Stack) -> Iterator[httpx.Client]:
 @pytest.fixture
 def order_events(stack: Stack) -> Iterator[Consumer]:
     """order-events from now on, read by a plain Kafka consumer."""
-    consumer = consumer_at_end()
+    consumer = consumer_at_end("order-events")
+    try:
+        yield consumer
+    finally:
+        consumer.close()
+
+
+@pytest.fixture
+def fulfillment_events(stack: Stack) -> Iterator[Consumer]:
+    """fulfillment-events from now on, read by a plain Kafka consumer."""
+    consumer = consumer_at_end("fulfillment-events")
     try:
         yield consumer
     finally:

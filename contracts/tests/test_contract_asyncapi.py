@@ -18,8 +18,13 @@ import yaml
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import best_match
 from order_contracts.cloudevents import CLOUDEVENTS_CONTENT_TYPE, envelope
-from order_contracts.events import EVENT_MODELS, EventData
-from order_contracts.names import DEAD_LETTER_TOPIC, ORDER_EVENTS_TOPIC
+from order_contracts.events import EVENT_MODELS, FULFILLMENT_EVENT_MODELS, ORDER_EVENT_MODELS, EventData
+from order_contracts.names import (
+    FULFILLMENT_EVENTS_DEAD_LETTER_TOPIC,
+    FULFILLMENT_EVENTS_TOPIC,
+    ORDER_EVENTS_DEAD_LETTER_TOPIC,
+    ORDER_EVENTS_TOPIC,
+)
 from order_contracts.schema_files import schema_filename
 from referencing import Registry, Resource
 from referencing.exceptions import Unresolvable
@@ -31,6 +36,13 @@ ASYNCAPI_URI = ASYNCAPI_PATH.as_uri()
 ASYNCAPI_SPECS_PACKAGE = CONTRACTS_DIR / "asyncapi-schema" / "node_modules" / "@asyncapi" / "specs"
 ASYNCAPI_JSON_SCHEMA = ASYNCAPI_SPECS_PACKAGE / "schemas" / "3.0.0.json"
 EVENT_TYPES = {model.event_type for model in EVENT_MODELS}
+EVENT_TYPES_BY_TOPIC = {
+    ORDER_EVENTS_TOPIC: {model.event_type for model in ORDER_EVENT_MODELS},
+    ORDER_EVENTS_DEAD_LETTER_TOPIC: {model.event_type for model in ORDER_EVENT_MODELS},
+    FULFILLMENT_EVENTS_TOPIC: {model.event_type for model in FULFILLMENT_EVENT_MODELS},
+    FULFILLMENT_EVENTS_DEAD_LETTER_TOPIC: {model.event_type for model in FULFILLMENT_EVENT_MODELS},
+}
+"""Each topic, with the event types it carries: a dead-letter topic carries what its topic does."""
 
 
 @cache
@@ -114,7 +126,7 @@ def test_every_ref_resolves(document: dict[str, Any], document_registry: Registr
     assert unresolvable == []
 
 
-def test_every_event_type_is_a_message_on_both_channels(document: dict[str, Any]) -> None:
+def test_every_event_type_is_a_message_on_its_topic_and_its_dead_letter_topic(document: dict[str, Any]) -> None:
     messages = document["components"]["messages"]
     assert set(messages) == EVENT_TYPES, "asyncapi.yaml components.messages must list exactly the EVENT_MODELS types"
     for event_type, message in messages.items():
@@ -122,10 +134,17 @@ def test_every_event_type_is_a_message_on_both_channels(document: dict[str, Any]
         assert f"./schemas/{schema_filename(event_type)}" in set(refs_in(message["payload"]))
 
     channels = document["channels"]
-    assert channels["order-events"]["address"] == ORDER_EVENTS_TOPIC
-    assert channels["order-events-dlq"]["address"] == DEAD_LETTER_TOPIC
-    for channel in channels.values():
-        assert channel["messages"] == {t: {"$ref": f"#/components/messages/{t}"} for t in sorted(EVENT_TYPES)}
+    assert {channel["address"] for channel in channels.values()} == set(EVENT_TYPES_BY_TOPIC)
+    for name, channel in channels.items():
+        assert name == channel["address"]
+        types = EVENT_TYPES_BY_TOPIC[channel["address"]]
+        assert channel["messages"] == {t: {"$ref": f"#/components/messages/{t}"} for t in sorted(types)}
+
+
+def test_every_operation_sends_or_receives_messages_of_its_own_channel(document: dict[str, Any]) -> None:
+    for name, operation in document["operations"].items():
+        channel = operation["channel"]["$ref"]
+        assert all(ref.startswith(f"{channel}/messages/") for ref in refs_in(operation["messages"])), name
 
 
 def test_every_event_type_has_exactly_one_sender(document: dict[str, Any]) -> None:

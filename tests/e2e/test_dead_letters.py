@@ -1,5 +1,6 @@
-"""Poison on order-events, on the real stack: every kind ends in order-events-dlq (once per consumer group), the
-orders behind it on the same partitions still ship, and a dead letter can be listed and replayed."""
+"""Poison on both topics, on the real stack: every kind ends in its topic's dead-letter topic (order-events-dlq,
+fulfillment-events-dlq), the orders behind it on the same partitions still ship, and a dead letter can be listed and
+replayed onto the topic it came from."""
 
 import json
 import uuid
@@ -15,22 +16,35 @@ from tests.support.orders import new_order, wait_for_status
 from tests.support.polling import eventually
 
 PARTITIONS = 6
-SUBSCRIBER_GROUPS = 2  # order-service and fulfillment-service each dead-letter their own copy
+DEAD_LETTER_TOPICS = {"order-events": "order-events-dlq", "fulfillment-events": "fulfillment-events-dlq"}
+COPIES = 1  # one app subscribes to each topic, and its sidecar dead-letters the one copy it was delivered
 
 
-def _poison(marker: str) -> dict[str, bytes]:
-    """One message of each kind of poison, by kind, each carrying `marker` so its dead letters can be found."""
+def _cloud_event(marker: str, event_type: str, data: dict[str, str]) -> bytes:
+    return json.dumps({"specversion": "1.0", "id": f"{event_type}-{marker}", "source": "test", "type": event_type,
+                       "data": {"order_id": marker, **data}}).encode()  # fmt: skip
+
+
+def _poison(marker: str) -> dict[str, dict[str, bytes]]:
+    """By topic, one message of each kind of poison its subscriber refuses, by kind, each carrying `marker` so its
+    dead letters can be found."""
+    not_json = f"this is not JSON {marker}".encode()
+    outside_the_contract = _cloud_event(marker, "bogus.v1", {})
     return {
-        "not JSON": f"this is not JSON {marker}".encode(),
-        "type outside the contract": json.dumps(
-            {"specversion": "1.0", "id": f"bogus-{marker}", "source": "test", "type": "bogus.v1",
-             "data": {"order_id": marker}}
-        ).encode(),
-        "schema-invalid order.created.v1": json.dumps(
-            {"specversion": "1.0", "id": f"invalid-{marker}", "source": "test", "type": "order.created.v1",
-             "data": {"order_id": marker}}
-        ).encode(),
-    }  # fmt: skip
+        "order-events": {
+            "not JSON": not_json,
+            "type outside the contract": outside_the_contract,
+            "schema-invalid order.created.v1": _cloud_event(marker, "order.created.v1", {}),
+        },
+        "fulfillment-events": {
+            "not JSON": not_json,
+            "type outside the contract": outside_the_contract,
+            "schema-invalid fulfillment.shipped.v1": _cloud_event(marker, "fulfillment.shipped.v1", {}),
+            "order event on the wrong topic": _cloud_event(
+                marker, "order.cancelled.v1", {"reason": "misrouted", "cancelled_at": "2026-11-24T00:00:00Z"}
+            ),
+        },
+    }
 
 
 def _dead_letters_with(consumer: Consumer, markers: set[str], copies: int) -> dict[str, int]:
@@ -49,46 +63,53 @@ def _dead_letters_with(consumer: Consumer, markers: set[str], copies: int) -> di
 
 
 def test_poison_is_dead_lettered_while_the_orders_behind_it_ship(stack: Stack, order_api: httpx.Client) -> None:
-    dlq = consumer_at_end("order-events-dlq")
+    dlqs = {topic: consumer_at_end(dead_letter_topic) for topic, dead_letter_topic in DEAD_LETTER_TOPICS.items()}
     producer = Producer({"bootstrap.servers": BOOTSTRAP_SERVERS, "log_level": 0})
-    markers: dict[str, str] = {}
-    for partition in range(PARTITIONS):  # poison ahead of whatever order comes next, on every partition
+    markers: dict[str, set[str]] = {topic: set() for topic in DEAD_LETTER_TOPICS}
+    for partition in range(PARTITIONS):  # poison ahead of whatever order comes next, on every partition of both
         marker = f"poison-{uuid.uuid4()}"
-        for kind, value in _poison(marker).items():
-            kind_marker = f"{marker}-{kind.split()[0]}"
-            producer.produce("order-events", value=value.replace(marker.encode(), kind_marker.encode()),
-                             key=f"poison-key-{partition}", partition=partition)  # fmt: skip
-            markers[kind_marker] = kind
+        for topic, kinds in _poison(marker).items():
+            for kind, value in kinds.items():
+                kind_marker = f"{marker}-{topic}-{kind.split()[0]}"
+                producer.produce(topic, value=value.replace(marker.encode(), kind_marker.encode()),
+                                 key=f"poison-key-{partition}", partition=partition)  # fmt: skip
+                markers[topic].add(kind_marker)
     assert producer.flush(10) == 0
 
     order_id = order_api.post("/orders", json=new_order()).json()["id"]
 
     wait_for_status(order_api, order_id, "shipped", timeout=5)
     try:
-        _dead_letters_with(dlq, set(markers), SUBSCRIBER_GROUPS)
+        for topic, dlq in dlqs.items():
+            _dead_letters_with(dlq, markers[topic], COPIES)
     finally:
-        dlq.close()
+        for dlq in dlqs.values():
+            dlq.close()
 
 
-def test_a_dead_letter_can_be_listed_and_replayed(stack: Stack) -> None:
+def test_a_dead_letter_can_be_listed_and_replayed_onto_the_topic_it_came_from(stack: Stack) -> None:
     marker = f"replay-{uuid.uuid4()}"
     producer = Producer({"bootstrap.servers": BOOTSTRAP_SERVERS, "log_level": 0})
-    producer.produce("order-events", value=_poison(marker)["type outside the contract"], key=marker)
+    for topic in DEAD_LETTER_TOPICS:
+        producer.produce(topic, value=_poison(marker)[topic]["type outside the contract"], key=marker)
     assert producer.flush(10) == 0
 
-    letters = eventually(
-        lambda: [letter for letter in dead_letters.dead_letters() if marker.encode() in letter.value] or None,
-        timeout=30,
-        what="the dead letter to be listed",
-    )
-    assert len(letters) == SUBSCRIBER_GROUPS
+    def listed() -> list[dead_letters.DeadLetter] | None:
+        found = [letter for letter in dead_letters.dead_letters() if marker.encode() in letter.value]
+        return found if len(found) >= len(DEAD_LETTER_TOPICS) else None
+
+    letters = eventually(listed, timeout=30, what="the dead letters to be listed")
+    assert sorted(letter.topic for letter in letters) == sorted(DEAD_LETTER_TOPICS.values())
     assert all(not letter.replayed and letter.key == marker.encode() for letter in letters)
 
-    dlq = consumer_at_end("order-events-dlq")
+    dlqs = [consumer_at_end(dead_letter_topic) for dead_letter_topic in DEAD_LETTER_TOPICS.values()]
     try:
-        replayed = dead_letters.replay({letters[0].address})
-        assert [letter.address for letter in replayed] == [letters[0].address]
-        # Replayed onto order-events, it is refused again by both subscribers: two new dead letters.
-        assert _dead_letters_with(dlq, {marker}, SUBSCRIBER_GROUPS)[marker] >= SUBSCRIBER_GROUPS
+        replayed = dead_letters.replay({letter.address for letter in letters})
+        assert sorted(letter.address for letter in replayed) == sorted(letter.address for letter in letters)
+        # Each is replayed onto the topic it came from, whose subscriber refuses it again: a new dead letter in
+        # each dead-letter topic (one replayed onto the wrong topic would end up in the other one).
+        for dlq in dlqs:
+            assert _dead_letters_with(dlq, {marker}, COPIES)[marker] >= COPIES
     finally:
-        dlq.close()
+        for dlq in dlqs:
+            dlq.close()

@@ -36,7 +36,7 @@ def _picked_up(order_api: httpx.Client, order_id: str, timeout: float) -> dict[s
 
 
 def test_an_order_goes_pending_processing_shipped_with_one_shipment_and_its_events_keyed_by_order_id(
-    order_api: httpx.Client, carrier_admin: httpx.Client, order_events: Consumer
+    order_api: httpx.Client, carrier_admin: httpx.Client, fulfillment_events: Consumer
 ) -> None:
     order_id = created(order_api)
 
@@ -46,7 +46,7 @@ def test_an_order_goes_pending_processing_shipped_with_one_shipment_and_its_even
     assert _pickup_seconds(shipped) < PICKUP_WITHIN_SECONDS
     assert len(shipments(carrier_admin, order_id)) == 1
     for event_type in ("fulfillment.started.v1", "fulfillment.shipped.v1"):
-        key, event, _ = next_record_about(order_events, order_id, event_type)
+        key, event, _ = next_record_about(fulfillment_events, order_id, event_type)
         assert key == order_id.encode()
         assert event["source"] == "fulfillment-service"
 

@@ -1,6 +1,6 @@
 """Fulfillment progress delivered twice and out of order, on the real stack: the order ends as if each event had
-arrived once, in lifecycle order. The events are published through the order service's sidecar, as any
-publisher's would be."""
+arrived once, in lifecycle order. The events are published on fulfillment-events through the order service's sidecar,
+as any publisher's would be."""
 
 import json
 import uuid
@@ -14,7 +14,7 @@ from tests.support.kafka import next_record_about, wait_until_group_consumed
 from tests.support.orders import new_order, wait_for_status
 from tests.support.polling import eventually
 
-PUBLISH = "http://127.0.0.1:3500/v1.0/publish/order-pubsub/order-events"
+PUBLISH = "http://127.0.0.1:3500/v1.0/publish/order-pubsub/fulfillment-events"
 
 
 def publish(event_id: str, event_type: str, order_id: str, data: dict[str, Any]) -> None:
@@ -39,7 +39,7 @@ def publish(event_id: str, event_type: str, order_id: str, data: dict[str, Any])
 
 
 def test_a_duplicate_and_a_late_event_leave_the_order_as_if_each_came_once_in_order(
-    order_api: httpx.Client, carrier_admin: httpx.Client, order_events: Consumer
+    order_api: httpx.Client, carrier_admin: httpx.Client, fulfillment_events: Consumer
 ) -> None:
     carrier_admin.put("/admin/faults", json={"down": True}).raise_for_status()  # keep real fulfillment out of it
     order_id = order_api.post("/orders", json=new_order()).json()["id"]
@@ -58,9 +58,9 @@ def test_a_duplicate_and_a_late_event_leave_the_order_as_if_each_came_once_in_or
     publish(f"late-{uuid.uuid4()}", "fulfillment.started.v1", order_id, late_started)  # arrives after shipped
 
     for _ in range(2):
-        next_record_about(order_events, order_id, "fulfillment.shipped.v1")
-    *_, (partition, offset) = next_record_about(order_events, order_id, "fulfillment.started.v1")
-    wait_until_group_consumed("order-service", "order-events", partition, offset)
+        next_record_about(fulfillment_events, order_id, "fulfillment.shipped.v1")
+    *_, (partition, offset) = next_record_about(fulfillment_events, order_id, "fulfillment.started.v1")
+    wait_until_group_consumed("order-service", "fulfillment-events", partition, offset)
     order = order_api.get(f"/orders/{order_id}").json()
     assert order["status"] == "shipped"
     assert [entry["status"] for entry in order["history"]] == ["pending", "processing", "shipped"]

@@ -6,7 +6,7 @@ import pytest
 from tests.support.fulfillment import stack_secret
 
 EVENT_ENDPOINTS = [
-    ("http://127.0.0.1:8000", "/events/order-events"),
+    ("http://127.0.0.1:8000", "/events/fulfillment-events"),
     ("http://127.0.0.1:8001", "/events/order-created"),
     ("http://127.0.0.1:8001", "/events/order-cancelled"),
     ("http://127.0.0.1:8001", "/events/other"),

@@ -3,6 +3,7 @@ and not only /healthz/outbound), every app alive, and the ports the README and d
 
 import httpx
 import pytest
+from devstack import kafka
 from devstack.layout import APPS, App
 from devstack.stack import Stack
 
@@ -26,13 +27,44 @@ def test_every_sidecar_loaded_the_components_its_app_is_scoped_to(stack: Stack, 
     assert {component["name"] for component in metadata.get("components", [])} == expected
 
 
-def test_the_fulfillment_sidecar_subscribed_with_a_default_route_and_a_dead_letter_topic(stack: Stack) -> None:
+def test_the_fulfillment_sidecar_subscribed_to_order_events_only_with_a_default_route_and_a_dead_letter_topic(
+    stack: Stack,
+) -> None:
     metadata = httpx.get("http://127.0.0.1:3501/v1.0/metadata", timeout=5).json()
 
-    [subscription] = [s for s in metadata["subscriptions"] if s["topic"] == "order-events"]
+    [subscription] = metadata["subscriptions"]
+    assert subscription["topic"] == "order-events"
     assert subscription["deadLetterTopic"] == "order-events-dlq"
     assert subscription["rules"][-1]["path"] == "/events/other"  # the default route: no event is dead-lettered
     assert any("order.created.v1" in rule.get("match", "") for rule in subscription["rules"])
+
+
+def test_the_order_sidecar_subscribed_to_fulfillment_events_only_with_a_default_route_and_a_dead_letter_topic(
+    stack: Stack,
+) -> None:
+    metadata = httpx.get("http://127.0.0.1:3500/v1.0/metadata", timeout=5).json()
+
+    [subscription] = metadata["subscriptions"]
+    assert subscription["topic"] == "fulfillment-events"
+    assert subscription["deadLetterTopic"] == "fulfillment-events-dlq"
+    assert subscription["rules"][-1]["path"] == "/events/fulfillment-events"  # the default route
+
+
+def test_each_apps_consumer_group_is_assigned_the_partitions_of_its_own_topic_only(stack: Stack) -> None:
+    """Each event is delivered to the one app that uses it, not to both."""
+    admin = kafka.admin_client()  # held until the futures resolve
+
+    described = admin.describe_consumer_groups(["order-service", "fulfillment-service"], request_timeout=5)
+
+    assigned = {
+        group: {
+            assignment.topic
+            for member in future.result(timeout=10).members
+            for assignment in member.assignment.topic_partitions
+        }
+        for group, future in described.items()
+    }
+    assert assigned == {"order-service": {"fulfillment-events"}, "fulfillment-service": {"order-events"}}
 
 
 def test_the_order_service_is_ready_when_its_state_store_answers(order_api: httpx.Client) -> None:

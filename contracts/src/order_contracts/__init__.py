@@ -1,1 +1,1 @@
-"""The order platform's event contract: what travels on `order-events`, and how it is named."""
+"""The order platform's event contract: what travels on `order-events` and `fulfillment-events`, and how it is named."""

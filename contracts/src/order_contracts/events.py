@@ -1,4 +1,4 @@
-"""The events that travel on `order-events`: one pydantic model per CloudEvent `type`.
+"""The events that travel on `order-events` and `fulfillment-events`: one pydantic model per CloudEvent `type`.
 
 Each model is the CloudEvent's `data`. Readers ignore unknown fields, so adding an optional field is not a
 breaking change; removing or retyping one needs a new `type` version.
@@ -139,9 +139,10 @@ class FulfillmentDelivered(EventData):
     delivered_at: AwareDatetime
 
 
-EVENT_MODELS: tuple[type[EventData], ...] = (
-    OrderCreated,
-    OrderCancelled,
+ORDER_EVENT_MODELS: tuple[type[EventData], ...] = (OrderCreated, OrderCancelled)
+"""What the order service publishes, on `order-events`."""
+
+FULFILLMENT_EVENT_MODELS: tuple[type[EventData], ...] = (
     FulfillmentStarted,
     FulfillmentAttemptFailed,
     FulfillmentShipped,
@@ -149,6 +150,9 @@ EVENT_MODELS: tuple[type[EventData], ...] = (
     FulfillmentVoided,
     FulfillmentDelivered,
 )
+"""What the fulfillment service publishes, on `fulfillment-events`."""
+
+EVENT_MODELS: tuple[type[EventData], ...] = ORDER_EVENT_MODELS + FULFILLMENT_EVENT_MODELS
 """Every event type this contract defines, in lifecycle order."""
 
 EVENT_MODEL_BY_TYPE: dict[str, type[EventData]] = {model.event_type: model for model in EVENT_MODELS}

@@ -1,4 +1,4 @@
-"""The JSON Schema files of `order-events`, generated from the pydantic models and checked in under contracts/schemas/.
+"""The JSON Schema files of the events, generated from the pydantic models and checked in under contracts/schemas/.
 
 One file per event type (`<type>.schema.json`, the CloudEvent's `data`) and one for the CloudEvent envelope. The
 schemas are pydantic's serialization-mode schemas: they describe the JSON a writer emits, which is what a reader

@@ -5,7 +5,12 @@ with). No secret has a default: the service does not start without them."""
 import socket
 from functools import lru_cache
 
-from order_contracts.names import ORDER_EVENTS_TOPIC, PUBSUB_NAME
+from order_contracts.names import (
+    FULFILLMENT_EVENTS_TOPIC,
+    ORDER_EVENTS_DEAD_LETTER_TOPIC,
+    ORDER_EVENTS_TOPIC,
+    PUBSUB_NAME,
+)
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from service_runtime.sidecar_token import APP_API_TOKEN_ENV
@@ -19,7 +24,12 @@ class Settings(BaseSettings):
     app_id: str = "fulfillment-service"
     state_store: str = "fulfillment-store"
     pubsub: str = PUBSUB_NAME
-    topic: str = ORDER_EVENTS_TOPIC
+    topic: str = FULFILLMENT_EVENTS_TOPIC
+    """Where the service publishes fulfillment progress."""
+    subscription_topic: str = ORDER_EVENTS_TOPIC
+    """Where it reads the orders to fulfil (and their cancellations) from: its only subscription."""
+    dead_letter_topic: str = ORDER_EVENTS_DEAD_LETTER_TOPIC
+    """Where the sidecar moves what the subscription refuses (DROP) or cannot deliver."""
     carrier_endpoint: str = "carrier"
     """The Dapr HTTPEndpoint (components/carrier.yaml) or app id the carrier is invoked through."""
     dapr_http_port: int = 3501

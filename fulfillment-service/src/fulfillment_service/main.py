@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Fulfillment Service",
         version="1.0.0",
-        summary="Ships orders through the carrier and reports progress on order-events.",
+        summary="Ships orders through the carrier and reports progress on fulfillment-events.",
         lifespan=lifespan,
     )
     app.state.settings = settings or get_settings()

@@ -141,7 +141,7 @@ async def test_only_the_sidecar_may_call_the_subscription_and_event_endpoints(
     assert publisher.published == []
 
 
-async def test_the_subscription_routes_order_events_by_type_and_dead_letters_the_rest(
+async def test_the_only_subscription_is_to_order_events_routed_by_type_with_a_dead_letter_topic(
     client: httpx.AsyncClient,
 ) -> None:
     response = await client.get("/dapr/subscribe", headers=SIDECAR_HEADERS)
@@ -158,6 +158,23 @@ async def test_the_subscription_routes_order_events_by_type_and_dead_letters_the
         ],
         "default": "/events/other",
     }
+
+
+async def test_the_subscription_is_on_the_topics_the_app_was_configured_with() -> None:
+    settings = Settings(
+        APP_API_TOKEN=SIDECAR_TOKEN,
+        CARRIER_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        topic="published-topic",
+        subscription_topic="other-topic",
+        dead_letter_topic="other-topic-dlq",
+    )
+    app = create_app(settings)
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        response = await client.get("/dapr/subscribe", headers=SIDECAR_HEADERS)
+
+    [subscription] = response.json()
+    assert (subscription["topic"], subscription["deadLetterTopic"]) == ("other-topic", "other-topic-dlq")
 
 
 async def test_a_new_order_is_picked_up_and_acknowledged_without_waiting_for_the_carrier(

@@ -4,7 +4,12 @@ itself with comes from APP_API_TOKEN, the variable daprd itself reads (no prefix
 
 from functools import lru_cache
 
-from order_contracts.names import ORDER_EVENTS_TOPIC, PUBSUB_NAME
+from order_contracts.names import (
+    FULFILLMENT_EVENTS_DEAD_LETTER_TOPIC,
+    FULFILLMENT_EVENTS_TOPIC,
+    ORDER_EVENTS_TOPIC,
+    PUBSUB_NAME,
+)
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from service_runtime.sidecar_token import APP_API_TOKEN_ENV
@@ -22,6 +27,11 @@ class Settings(BaseSettings):
     state_store: str = "order-store"
     pubsub: str = PUBSUB_NAME
     topic: str = ORDER_EVENTS_TOPIC
+    """Where the service publishes its order events."""
+    subscription_topic: str = FULFILLMENT_EVENTS_TOPIC
+    """Where it reads fulfillment progress from: its only subscription."""
+    dead_letter_topic: str = FULFILLMENT_EVENTS_DEAD_LETTER_TOPIC
+    """Where the sidecar moves what the subscription refuses (DROP) or cannot deliver."""
     idempotency_key_ttl_seconds: int = 25 * 3600
     """How long an Idempotency-Key is remembered: the promise is at least 24 h."""
     relay_scan_interval_seconds: float = 1.0

@@ -1,5 +1,5 @@
-"""The sidecar's side of the API: GET /dapr/subscribe and deliveries to POST /events/order-events, which only the
-sidecar may call (it sends the `dapr-api-token` header)."""
+"""The sidecar's side of the API: GET /dapr/subscribe and deliveries to POST /events/fulfillment-events, which only
+the sidecar may call (it sends the `dapr-api-token` header)."""
 
 import json
 from typing import Any
@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 pytestmark = pytest.mark.anyio
 
-EVENTS = "/events/order-events"
+EVENTS = "/events/fulfillment-events"
 PICKED_UP_AT = "2025-06-01T12:00:00Z"
 
 
@@ -27,7 +27,7 @@ def cloud_event(event_type: str, data: Any, *, event_id: str = "ce-1") -> dict[s
         "type": event_type,
         "datacontenttype": "application/json",
         "data": data,
-        "topic": "order-events",
+        "topic": "fulfillment-events",
         "pubsubname": "order-pubsub",
         "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     }
@@ -56,21 +56,30 @@ async def read(client: httpx.AsyncClient, order_id: str) -> dict[str, Any]:
     return body
 
 
-async def test_the_subscription_has_a_default_route_and_a_dead_letter_topic(client: httpx.AsyncClient) -> None:
+async def test_the_only_subscription_is_to_fulfillment_events_with_a_default_route_and_a_dead_letter_topic(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.get("/dapr/subscribe", headers=SIDECAR_HEADERS)
 
     assert response.status_code == 200
     [subscription] = response.json()
     assert subscription["pubsubname"] == "order-pubsub"
-    assert subscription["topic"] == "order-events"
-    assert subscription["deadLetterTopic"] == "order-events-dlq"
+    assert subscription["topic"] == "fulfillment-events"
+    assert subscription["deadLetterTopic"] == "fulfillment-events-dlq"
     assert subscription["routes"]["default"] == EVENTS
 
 
-async def test_the_subscription_is_on_the_pubsub_and_topic_the_app_was_configured_with(
+async def test_the_subscription_is_on_the_pubsub_and_topics_the_app_was_configured_with(
     handlers: OrderHandlers,
 ) -> None:
-    app = create_app(Settings(APP_API_TOKEN=SIDECAR_TOKEN, pubsub="other-pubsub", topic="other-topic"))
+    settings = Settings(
+        APP_API_TOKEN=SIDECAR_TOKEN,
+        pubsub="other-pubsub",
+        topic="published-topic",
+        subscription_topic="other-topic",
+        dead_letter_topic="other-topic-dlq",
+    )
+    app = create_app(settings)
     app.state.order_handlers = handlers
     app.state.readiness = FakeReadiness()
 
@@ -79,6 +88,7 @@ async def test_the_subscription_is_on_the_pubsub_and_topic_the_app_was_configure
 
     [subscription] = response.json()
     assert (subscription["pubsubname"], subscription["topic"]) == ("other-pubsub", "other-topic")
+    assert subscription["deadLetterTopic"] == "other-topic-dlq"
 
 
 async def test_fulfillment_started_moves_the_order_to_processing(
@@ -141,16 +151,16 @@ async def test_an_event_for_an_unknown_order_is_dropped(client: httpx.AsyncClien
     assert (await client.get("/orders/no-such-order")).status_code == 404
 
 
-async def test_our_own_order_events_coming_back_change_nothing(
+async def test_an_order_event_on_the_fulfillment_topic_is_dead_lettered_and_changes_nothing(
     client: httpx.AsyncClient, order: dict[str, Any]
 ) -> None:
-    """The service subscribes to the topic it publishes on, so it reads its own order.created.v1 back."""
+    """An event of the contract, valid, but not a fulfillment event: it was published to the wrong topic."""
     created = {key: order[key] for key in ("customer", "items", "currency", "total", "created_at")}
     event = cloud_event(
         "order.created.v1", {"order_id": order["id"], **created}, event_id=f"order.created.v1:{order['id']}"
     )
 
-    assert await deliver(client, event) == "SUCCESS"
+    assert await deliver(client, event) == "DROP"
 
     assert await read(client, order["id"]) == order
 
@@ -168,7 +178,7 @@ async def test_our_own_order_events_coming_back_change_nothing(
 async def test_a_delivery_that_is_no_cloudevent_is_dropped_not_retried(
     client: httpx.AsyncClient, envelope: Any
 ) -> None:
-    response = await client.post("/events/order-events", json=envelope, headers=SIDECAR_HEADERS)
+    response = await client.post(EVENTS, json=envelope, headers=SIDECAR_HEADERS)
 
     assert response.status_code == 200  # any other status but 404 makes Dapr redeliver it forever
     assert response.json() == {"status": "DROP"}

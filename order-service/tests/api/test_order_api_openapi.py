@@ -132,7 +132,7 @@ async def test_only_the_sidecars_endpoints_require_its_token(document: dict[str,
         if operation.get("security")
     }
 
-    assert secured == {("get", "/dapr/subscribe"), ("post", "/events/order-events")}
+    assert secured == {("get", "/dapr/subscribe"), ("post", "/events/fulfillment-events")}
     assert "security" not in document  # no global requirement: the order API and health are public
     for method, path in secured:
         assert operation(document, method, path)["security"] == [{"DaprApiToken": []}]

@@ -32,9 +32,9 @@ printable ASCII characters (documented only in the header's description). ``obje
 out as the API has no identities (the only security scheme is the sidecar's token), ``use_after_free`` as it has no
 DELETE.
 
-Every operation is tested, the sidecar's own too (``GET /dapr/subscribe``, ``POST /events/order-events``): with the
-fakes they reach no Dapr, and the document promises their answers as much as the others'. Requests to them carry the
-sidecar's token (``CONFIG["auth"]``), so they get past it. The delivery endpoint reads
+Every operation is tested, the sidecar's own too (``GET /dapr/subscribe``, ``POST /events/fulfillment-events``):
+with the fakes they reach no Dapr, and the document promises their answers as much as the others'. Requests to them
+carry the sidecar's token (``CONFIG["auth"]``), so they get past it. The delivery endpoint reads
 its CloudEvent from the raw body and documents no request body, so generated deliveries are all DROPped (200): that
 endpoint gets little more than a check of its answer's shape here (test_order_api_events.py covers its behaviour).
 
@@ -213,7 +213,7 @@ def test_cancelling_a_shipped_order_answers_as_documented(
     assert cancel.status_code == 409
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/dapr/subscribe"), ("POST", "/events/order-events")])
+@pytest.mark.parametrize(("method", "path"), [("GET", "/dapr/subscribe"), ("POST", "/events/fulfillment-events")])
 def test_a_sidecar_call_with_a_wrong_token_answers_as_documented(served: InProcess, method: str, path: str) -> None:
     case = schema[path][method].Case(headers={"dapr-api-token": "not-the-sidecar"})
 

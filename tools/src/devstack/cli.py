@@ -68,7 +68,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="devstack", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "install", "dead-letters", "replay-dead-letters"])
     parser.add_argument(
-        "addresses", nargs="*", help="replay-dead-letters: partition:offset of each to replay (default: all pending)"
+        "addresses",
+        nargs="*",
+        help="replay-dead-letters: topic:partition:offset of each to replay, or partition:offset for one in "
+        "order-events-dlq (default: all pending)",
     )
     parser.add_argument(
         "--state-store",
@@ -85,7 +88,8 @@ def main() -> None:
     if command == "replay-dead-letters":
         replayed = dead_letters.replay(set(arguments.addresses) or None)
         progress(
-            f"replayed {len(replayed)} dead letter(s) onto order-events: {[letter.address for letter in replayed]}"
+            f"replayed {len(replayed)} dead letter(s) onto the topics they came from: "
+            f"{[letter.address for letter in replayed]}"
         )
         return
     layout = Layout.discover()

@@ -14,7 +14,7 @@ from devstack.processes import ManagedProcess, start, wait_until
 BOOTSTRAP_SERVERS = f"{LOOPBACK}:{KAFKA_PORT}"
 HEAP = ["-Xms256m", "-Xmx512m"]
 
-TOPICS = {"order-events": 6, "order-events-dlq": 6}
+TOPICS = {"order-events": 6, "order-events-dlq": 6, "fulfillment-events": 6, "fulfillment-events-dlq": 6}
 """Topics and partition counts. One order's events share a key (the order id), hence a partition and an order."""
 
 
@@ -100,13 +100,17 @@ def consumer_group_members(groups: tuple[str, ...], timeout: float = 30.0) -> di
         time.sleep(0.1)
 
 
-def groups_consuming(groups: tuple[str, ...], topic: str, *, stale_members: dict[str, set[str]]) -> bool:
-    """True when every group is stable, with all of `topic`'s partitions assigned to members that joined after
+def groups_consuming(topic_by_group: dict[str, str], *, stale_members: dict[str, set[str]]) -> bool:
+    """True when every group is stable, with all of its topic's partitions assigned to members that joined after
     `stale_members` was taken: a sidecar's subscription is really receiving, not waiting out a rebalance."""
     admin = admin_client()  # held until the futures resolve: they never do once their client is collected
-    partitions = len(admin.list_topics(topic, timeout=5).topics[topic].partitions)
-    described = admin.describe_consumer_groups(list(groups), request_timeout=5)
+    partitions = {
+        topic: len(admin.list_topics(topic, timeout=5).topics[topic].partitions)
+        for topic in set(topic_by_group.values())
+    }
+    described = admin.describe_consumer_groups(list(topic_by_group), request_timeout=5)
     for group, future in described.items():
+        topic = topic_by_group[group]
         try:
             description = future.result(timeout=10)
         except KafkaException as error:
@@ -124,7 +128,7 @@ def groups_consuming(groups: tuple[str, ...], topic: str, *, stale_members: dict
             description.state != ConsumerGroupState.STABLE
             or not members
             or members & stale_members.get(group, set())
-            or assigned != partitions
+            or assigned != partitions[topic]
         ):
             return False
     return True

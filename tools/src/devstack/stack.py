@@ -35,8 +35,9 @@ from devstack.state_stores import DEFAULT_STATE_STORE, StateStoreKind
 
 Progress = Callable[[str], None]
 
-SUBSCRIBER_GROUPS = ("order-service", "fulfillment-service")
-"""The Kafka consumer groups of the apps that subscribe to order-events (components/pubsub.yaml: group = app id)."""
+SUBSCRIBER_GROUPS = {"order-service": "fulfillment-events", "fulfillment-service": "order-events"}
+"""The Kafka consumer group of each app that subscribes (components/pubsub.yaml: group = app id), with the one topic
+it subscribes to."""
 
 
 STATE_STORE_PORTS: dict[StateStoreKind, list[int]] = {"sqlite": [], "postgres": [POSTGRES_PORT], "redis": [REDIS_PORT]}
@@ -127,7 +128,7 @@ class Stack:
             self._timed("topics " + ", ".join(kafka.TOPICS), kafka.ensure_topics)
             self._step("Dapr placement", lambda: dapr.start_placement(self.layout))
             self._step("Dapr scheduler", lambda: dapr.start_scheduler(self.layout))
-            stale_members = kafka.consumer_group_members(SUBSCRIBER_GROUPS)
+            stale_members = kafka.consumer_group_members(tuple(SUBSCRIBER_GROUPS))
             run_file = state_stores.run_file(self.layout, self.state_store)
             self._step(
                 f"apps and sidecars (dapr run -f {run_file.relative_to(self.layout.root)})",
@@ -136,8 +137,8 @@ class Stack:
             self._timed(
                 "subscriptions consuming (Kafka consumer groups stable)",
                 lambda: wait_until(
-                    partial(kafka.groups_consuming, SUBSCRIBER_GROUPS, "order-events", stale_members=stale_members),
-                    what="the sidecars' consumer groups to take every partition of order-events",
+                    partial(kafka.groups_consuming, SUBSCRIBER_GROUPS, stale_members=stale_members),
+                    what="the sidecars' consumer groups to take every partition of the topic each subscribes to",
                     timeout=90,
                 ),
             )

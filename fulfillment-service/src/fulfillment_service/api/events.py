@@ -1,4 +1,5 @@
-"""Order events delivered by the sidecar: the subscription (routed by CloudEvent type) and its endpoints.
+"""Order events delivered by the sidecar: the subscription to order-events (routed by CloudEvent type) and its
+endpoints.
 
 Only the sidecar may call them (app API token, api/deps.py). Events of the contract that this service does not
 handle go to a default route that acknowledges them (Dapr would otherwise send every event that matches no rule to
@@ -12,7 +13,6 @@ from fastapi import APIRouter, Request
 from order_contracts.cloudevents import UnknownEventTypeError, UnreadableEventError, parse_cloud_event, read_event
 from order_contracts.dapr import DeliveryAnswer, DeliveryStatus, Routes, Subscription, route_by_type
 from order_contracts.events import EventData, OrderCancelled, OrderCreated
-from order_contracts.names import DEAD_LETTER_TOPIC
 
 from fulfillment_service.api.deps import FromSidecar, FulfillmentHandlersDep, SettingsDep
 
@@ -30,7 +30,7 @@ async def subscriptions(settings: SettingsDep) -> list[Subscription]:
     return [
         Subscription(
             pubsubname=settings.pubsub,
-            topic=settings.topic,
+            topic=settings.subscription_topic,
             routes=Routes(
                 rules=[
                     route_by_type(OrderCreated.event_type, ORDER_CREATED_PATH),
@@ -38,7 +38,7 @@ async def subscriptions(settings: SettingsDep) -> list[Subscription]:
                 ],
                 default=OTHER_EVENTS_PATH,
             ),
-            dead_letter_topic=DEAD_LETTER_TOPIC,
+            dead_letter_topic=settings.dead_letter_topic,
         )
     ]
 

@@ -1,6 +1,9 @@
-"""Order events delivered by the sidecar: the subscription declaration and the endpoint that folds progress.
+"""Fulfillment events delivered by the sidecar: the subscription declaration and the endpoint that folds progress.
 
-Every subscription has a default route (Dapr dead-letters events that match no rule) and a dead-letter topic.
+The one subscription, to fulfillment-events, has a default route (Dapr dead-letters events that match no rule) and a
+dead-letter topic. Fulfillment events are folded; anything else is answered DROP, so it is dead-lettered: poison, a
+type outside the contract, and an event of the contract on the wrong topic (an order.* event published there is a
+publisher's mistake: kept where it shows, not acknowledged away).
 Only the sidecar may call these endpoints: it proves itself with the `dapr-api-token` header (see deps.py); any
 other caller is answered 401.
 """
@@ -15,7 +18,7 @@ from order_contracts.cloudevents import (
     read_event,
 )
 from order_contracts.dapr import DeliveryAnswer, DeliveryStatus, Routes, Subscription
-from order_contracts.names import DEAD_LETTER_TOPIC
+from order_contracts.events import FULFILLMENT_EVENT_MODELS
 
 from order_service.api.deps import OrderHandlersDep, SidecarOnly
 from order_service.api.problems import PROBLEM_RESPONSES
@@ -24,7 +27,7 @@ from order_service.domain import OrderNotFoundError
 
 logger = logging.getLogger(__name__)
 
-EVENTS_PATH = "/events/order-events"
+EVENTS_PATH = "/events/fulfillment-events"
 
 router = APIRouter(tags=["dapr"])
 
@@ -37,9 +40,9 @@ async def subscriptions(request: Request, _: SidecarOnly) -> list[Subscription]:
     return [
         Subscription(
             pubsubname=settings.pubsub,
-            topic=settings.topic,
+            topic=settings.subscription_topic,
             routes=Routes(default=EVENTS_PATH),
-            dead_letter_topic=DEAD_LETTER_TOPIC,
+            dead_letter_topic=settings.dead_letter_topic,
         )
     ]
 
@@ -49,7 +52,7 @@ async def subscriptions(request: Request, _: SidecarOnly) -> list[Subscription]:
     summary="Fold fulfillment progress into the order (called by the sidecar)",
     responses={401: PROBLEM_RESPONSES[401]},
 )
-async def on_order_event(request: Request, handlers: OrderHandlersDep, _: SidecarOnly) -> DeliveryAnswer:
+async def on_fulfillment_event(request: Request, handlers: OrderHandlersDep, _: SidecarOnly) -> DeliveryAnswer:
     try:
         cloud_event = parse_cloud_event(await request.body())
     except UnreadableEventError as error:
@@ -64,6 +67,12 @@ async def on_order_event(request: Request, handlers: OrderHandlersDep, _: Sideca
         return DeliveryAnswer(status=DeliveryStatus.DROP)
     except UnreadableEventError as error:
         logger.warning("dropping unreadable event", extra={"event_id": cloud_event.id, "reason": str(error)})
+        return DeliveryAnswer(status=DeliveryStatus.DROP)
+    if not isinstance(event, FULFILLMENT_EVENT_MODELS):
+        logger.warning(
+            "dropping event that is not a fulfillment event",
+            extra={"event_id": cloud_event.id, "type": cloud_event.type},
+        )
         return DeliveryAnswer(status=DeliveryStatus.DROP)
     try:
         await handlers.fold_event(event, event_id=cloud_event.id)
