@@ -1,7 +1,7 @@
 """Test doubles for the order service's ports: in-memory, with ETags, like the real state store."""
 
 import itertools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from order_contracts.cloudevents import parse_cloud_event, read_event
 from order_contracts.events import EventData
@@ -13,7 +13,7 @@ from order_service.adapters.orders import (
     OrderAlreadyExistsError,
     StoredOrder,
 )
-from order_service.adapters.outbox import AbstractOutbox, OutboxEntry
+from order_service.adapters.outbox import AbstractOutbox, OutboxEntry, OwedPage, shard_of
 from order_service.adapters.readiness import Readiness
 from order_service.domain import Order
 
@@ -33,12 +33,23 @@ class FakeOrderRepository(AbstractOrderRepository, AbstractOutbox):
         self.ever_owed: list[EventData] = []
         """Every event ever recorded as owed, decoded, in commit order."""
 
-    async def owed(self) -> list[OutboxEntry]:
-        return sorted(self.outbox.values(), key=lambda entry: entry.recorded_at)
+    async def owed(self, page_size: int) -> AsyncIterator[OwedPage]:
+        """Like the real index: a shard at a time, each in recording order, in pages of at most `page_size`."""
+        in_order = sorted(self.outbox.values(), key=lambda entry: entry.recorded_at)
+        for shard in sorted({shard_of(entry.partition_key) for entry in in_order}):
+            listed = [entry for entry in in_order if shard_of(entry.partition_key) == shard]
+            for start in range(0, len(listed), page_size):
+                page = listed[start : start + page_size]
+                yield OwedPage(
+                    shard=shard, entries=[entry for entry in page if entry.event_id in self.outbox], settled_ids=[]
+                )
 
     async def settle(self, entries: list[OutboxEntry]) -> None:
         for entry in entries:
             self.outbox.pop(entry.event_id, None)
+
+    async def compact(self, shard: int, settled_ids: list[str]) -> None:
+        """Nothing to do: settled entries leave no ids behind here."""
 
     async def get(self, order_id: str) -> StoredOrder | None:
         stored = self._orders.get(order_id)
@@ -47,7 +58,7 @@ class FakeOrderRepository(AbstractOrderRepository, AbstractOutbox):
         payload, etag = stored
         return StoredOrder(Order.model_validate_json(payload), etag)
 
-    async def add(self, order: Order, owed: list[OutboxEntry]) -> None:
+    async def add(self, order: Order, owed: list[OutboxEntry], *, id_is_fresh: bool) -> None:
         if order.id in self._orders:
             raise OrderAlreadyExistsError(order.id)
         self._orders[order.id] = (order.model_dump_json(), str(next(self._etags)))
@@ -71,19 +82,23 @@ class FakeEventPublisher(AbstractEventPublisher):
         self.published: list[EventData] = []
         self.entries: list[OutboxEntry] = []
         self.failing: Exception | None = None
+        self.calls = 0
 
-    async def publish(self, entry: OutboxEntry) -> None:
+    async def publish(self, entries: list[OutboxEntry]) -> dict[str, str]:
+        assert len({entry.partition_key for entry in entries}) == len(entries), "one event per order per call"
         if self.failing is not None:
             raise self.failing
-        self.entries.append(entry)
-        self.published.append(read_event(parse_cloud_event(entry.cloud_event.encode())))
+        self.calls += 1
+        self.entries += entries
+        self.published += [read_event(parse_cloud_event(entry.cloud_event.encode())) for entry in entries]
+        return {}
 
 
-def relay_at_once(orders: FakeOrderRepository, publisher: FakeEventPublisher) -> Callable[[], None]:
+def relay_at_once(orders: FakeOrderRepository, publisher: FakeEventPublisher) -> Callable[[list[OutboxEntry]], None]:
     """An `on_events_owed` that publishes what is owed immediately, as the relay soon would (for handler tests
     that care what gets published, not when)."""
 
-    def relay() -> None:
+    def relay(_: list[OutboxEntry]) -> None:
         for entry in sorted(orders.outbox.values(), key=lambda entry: entry.recorded_at):
             publisher.entries.append(entry)
             publisher.published.append(read_event(parse_cloud_event(entry.cloud_event.encode())))
@@ -110,6 +125,7 @@ class FakeReadiness:
     async def check(self) -> Readiness:
         return Readiness(
             ready=self.ready,
+            status="ok" if self.ready else "unavailable",
             state_store="ok" if self.ready else "unavailable",
             event_publishing="ok",
             events_owed=0,

@@ -60,7 +60,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _no_op() -> None:
+def _no_op(_: list[OutboxEntry]) -> None:
     return None
 
 
@@ -69,8 +69,8 @@ class OrderHandlers:
     orders: AbstractOrderRepository
     idempotency_keys: AbstractIdempotencyKeys
     event_source: str = "order-service"
-    on_events_owed: Callable[[], None] = _no_op
-    """Told after each commit that recorded events in the outbox (the relay publishes them)."""
+    on_events_owed: Callable[[list[OutboxEntry]], None] = _no_op
+    """Told after each commit that recorded events in the outbox, with them (the relay publishes them)."""
     clock: Callable[[], datetime] = utc_now
     next_id: Callable[[], str] = new_order_id
     in_flight_wait: timedelta = timedelta(seconds=2)
@@ -92,7 +92,7 @@ class OrderHandlers:
                 if holder.request_fingerprint != idempotency.fingerprint:
                     raise IdempotencyKeyReusedError
                 return CreatedOrder(await self._order_of_claim(holder, command), replayed=True)
-        return CreatedOrder(await self._accept(order_id, command), replayed=False)
+        return CreatedOrder(await self._accept(order_id, command, id_is_fresh=True), replayed=False)
 
     async def _order_of_claim(self, claim: IdempotencyRecord, command: CreateOrder) -> Order:
         deadline = asyncio.get_running_loop().time() + self.in_flight_wait.total_seconds()
@@ -102,12 +102,12 @@ class OrderHandlers:
                 return stored.order
             if self.clock() - claim.claimed_at > self.takeover_after:
                 logger.warning("taking over an abandoned idempotent create", extra={"order_id": claim.order_id})
-                return await self._accept(claim.order_id, command)
+                return await self._accept(claim.order_id, command, id_is_fresh=False)
             if asyncio.get_running_loop().time() > deadline:
                 raise RequestInFlightError
             await asyncio.sleep(0.02)
 
-    async def _accept(self, order_id: str, command: CreateOrder) -> Order:
+    async def _accept(self, order_id: str, command: CreateOrder, *, id_is_fresh: bool) -> Order:
         order = Order.accept(
             order_id=order_id,
             customer=command.customer,
@@ -124,23 +124,25 @@ class OrderHandlers:
             total=order.total,
             created_at=order.created_at,
         )
+        owed = [self._owe(created, opens_order=True)]
         try:
-            await self.orders.add(order, [self._owe(created)])
+            await self.orders.add(order, owed, id_is_fresh=id_is_fresh)
         except OrderAlreadyExistsError:  # a concurrent takeover stored it first: theirs is the order
             stored = await self.orders.get(order_id)
             assert stored is not None
             return stored.order
-        self.on_events_owed()
+        self.on_events_owed(owed)
         logger.info("order accepted", extra={"order_id": order.id, "total": order.total})
         return order
 
-    def _owe(self, event: EventData) -> OutboxEntry:
+    def _owe(self, event: EventData, *, opens_order: bool = False) -> OutboxEntry:
         cloud_event = envelope(event, source=self.event_source, time=self.clock())
         return OutboxEntry(
             event_id=cloud_event.id,
             partition_key=event.order_id,
             cloud_event=cloud_event.model_dump_json(exclude_none=True),
             recorded_at=self.clock(),
+            opens_order=opens_order,
         )
 
     async def get_order(self, order_id: str) -> Order:
@@ -162,11 +164,12 @@ class OrderHandlers:
                 cancelled = OrderCancelled(
                     order_id=order.id, reason=order.cancellation.reason, cancelled_at=order.cancellation.cancelled_at
                 )
+                owed = [self._owe(cancelled)]
                 try:
-                    await self.orders.update(order, stored.etag, [self._owe(cancelled)])
+                    await self.orders.update(order, stored.etag, owed)
                 except ConcurrentUpdateError:
                     continue
-                self.on_events_owed()
+                self.on_events_owed(owed)
             logger.info("order cancelled", extra={"order_id": order.id})
             return order
         raise ConcurrentUpdateError(order_id)

@@ -16,7 +16,7 @@ from service_runtime.serving import serve
 from order_service.adapters.events import DaprEventPublisher
 from order_service.adapters.idempotency import DaprIdempotencyKeys
 from order_service.adapters.orders import DaprOrderRepository
-from order_service.adapters.outbox import DaprOutbox
+from order_service.adapters.outbox import DaprOutbox, OutboxEntry
 from order_service.adapters.readiness import DaprStateReadiness
 from order_service.api import events, health, orders
 from order_service.api.body_limits import RequestBodyLimits
@@ -29,7 +29,7 @@ from order_service.relay import OutboxRelay
 MAX_BODY_BYTES = 64 * 1024
 
 
-def _crash_now() -> None:
+def _crash_now(_: list[OutboxEntry]) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -35,8 +35,9 @@ class AbstractOrderRepository(ABC):
     async def get(self, order_id: str) -> StoredOrder | None: ...
 
     @abstractmethod
-    async def add(self, order: Order, owed: list[OutboxEntry]) -> None:
-        """Store a new order and the events it owes, atomically; OrderAlreadyExistsError if its id is taken."""
+    async def add(self, order: Order, owed: list[OutboxEntry], *, id_is_fresh: bool) -> None:
+        """Store a new order and the events it owes, atomically; OrderAlreadyExistsError if its id is taken.
+        `id_is_fresh`: the id was just generated (a UUIDv7 nobody else can hold), so it need not be checked."""
 
     @abstractmethod
     async def update(self, order: Order, etag: str, owed: list[OutboxEntry]) -> None:
@@ -56,10 +57,9 @@ class DaprOrderRepository(AbstractOrderRepository):
             return None
         return StoredOrder(order=Order.model_validate_json(response.data), etag=response.etag)
 
-    async def add(self, order: Order, owed: list[OutboxEntry]) -> None:
-        # Order ids are fresh UUIDv7s; the one way to meet a taken id is an idempotency-key takeover racing the
-        # request it takes over from, and that is checked first.
-        if await self.get(order.id) is not None:
+    async def add(self, order: Order, owed: list[OutboxEntry], *, id_is_fresh: bool) -> None:
+        # The one way to meet a taken id is an idempotency-key takeover racing the request it takes over from.
+        if not id_is_fresh and await self.get(order.id) is not None:
             raise OrderAlreadyExistsError(order.id)
         await self._write(order, None, owed)
 
