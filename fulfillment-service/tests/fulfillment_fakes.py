@@ -13,7 +13,13 @@ from fulfillment_service.adapters.carrier import (
     FoundShipment,
 )
 from fulfillment_service.adapters.events import AbstractEventPublisher
-from fulfillment_service.adapters.fulfillments import AbstractFulfillmentStore, ConcurrentUpdateError, StoredFulfillment
+from fulfillment_service.adapters.fulfillments import (
+    SHARD_COUNT,
+    AbstractFulfillmentStore,
+    ConcurrentUpdateError,
+    StoredFulfillment,
+    shard_of,
+)
 from fulfillment_service.domain import FulfillmentRecord, FulfillmentStatus, Shipment
 from order_contracts.events import Address, Customer, EventData, LineItem, OrderCancelled, OrderCreated
 
@@ -81,22 +87,32 @@ class FakeFulfillmentStore(AbstractFulfillmentStore):
         if stored is None:
             return None
         payload, etag = stored
-        return StoredFulfillment(record=FulfillmentRecord.model_validate_json(payload), etag=etag)
+        record = FulfillmentRecord.model_validate_json(payload)
+        return StoredFulfillment(record=record, etag=etag, indexed=record.may_be_indexed())
 
-    async def save(self, record: FulfillmentRecord, etag: str | None, *, now: datetime) -> None:
+    async def save(self, record: FulfillmentRecord, etag: str | None, *, now: datetime, indexed: bool = True) -> None:
         current = self._records.get(record.order_id)
         if (current[1] if current else None) != etag:
             raise ConcurrentUpdateError(record.order_id)
         self._records[record.order_id] = (record.model_dump_json(), str(next(self._etags)))
         self.writes.setdefault(record.order_id, []).append(record.model_copy(deep=True))
         due = record.due_at(now)
+        if etag is not None and not indexed and due is None:
+            return  # as the real store: the index is not touched (were the order still listed, it would stay so)
         if due is None:
             self.index.pop(record.order_id, None)
         else:
             self.index[record.order_id] = due
 
-    async def due(self, now: datetime) -> list[str]:
-        return [order_id for at, order_id in sorted((at, order_id) for order_id, at in self.index.items()) if at <= now]
+    async def due(self, now: datetime, *, limit: int, first_shard: int = 0) -> list[str]:
+        """Like the real index, read shard by shard from `first_shard` until `limit` are found."""
+        due: list[tuple[datetime, str]] = []
+        for offset in range(SHARD_COUNT):
+            shard = (first_shard + offset) % SHARD_COUNT
+            due += [(at, order_id) for order_id, at in self.index.items() if shard_of(order_id) == shard and at <= now]
+            if len(due) >= limit:
+                break
+        return [order_id for _, order_id in sorted(due)[:limit]]
 
     def record(self, order_id: str) -> FulfillmentRecord:
         """The stored record (a copy); fails the test if there is none."""

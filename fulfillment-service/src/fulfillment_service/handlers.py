@@ -52,23 +52,19 @@ class FulfillmentHandlers:
     async def _record_pickup(self, order: OrderCreated) -> datetime:
         """When the order was picked up: now, by this instance, or before (a redelivery, or another replica handed
         the same event that wrote its record first: a new record is only ever inserted, never written over)."""
-        stored = await self.store.get(order.order_id)
-        if stored is None:
-            now = self.clock()
-            record = FulfillmentRecord.pick_up(order, at=now, worker=self.worker_id, lease_for=self.lease_for)
-            try:
-                await self.store.save(record, None, now=now)
-            except ConcurrentUpdateError:
-                stored = await self.store.get(order.order_id)
-                if stored is None:  # not a pickup that won the race: something else failed the write
-                    raise
-                logger.info("order picked up by another instance first", extra={"order_id": order.order_id})
-                return stored.record.picked_up_at
-            self.wake_worker(order.order_id)
-            logger.info("order picked up", extra={"order_id": order.order_id})
-            return record.picked_up_at
-        logger.info("order already picked up", extra={"order_id": order.order_id})
-        return stored.record.picked_up_at
+        now = self.clock()
+        record = FulfillmentRecord.pick_up(order, at=now, worker=self.worker_id, lease_for=self.lease_for)
+        try:
+            await self.store.save(record, None, now=now)  # insert-only: no read first, a new order is the rule
+        except ConcurrentUpdateError:
+            stored = await self.store.get(order.order_id)
+            if stored is None:  # not a pickup that lost to an earlier one: something else failed the write
+                raise
+            logger.info("order already picked up", extra={"order_id": order.order_id})
+            return stored.record.picked_up_at
+        self.wake_worker(order.order_id)
+        logger.info("order picked up", extra={"order_id": order.order_id})
+        return record.picked_up_at
 
     async def cancel(self, cancellation: OrderCancelled) -> None:
         """Drop the order's work, or have its shipment voided if the carrier created one already."""
@@ -103,7 +99,7 @@ class FulfillmentHandlers:
                 return False
             await self.publisher.publish_owed(stored.record, published)
             try:
-                await self.store.save(stored.record, stored.etag, now=now)
+                await self.store.save(stored.record, stored.etag, now=now, indexed=stored.indexed)
             except ConcurrentUpdateError:
                 continue
             if stored.record.owed_events or stored.record.needs_work() or stored.record.lease is not None:

@@ -22,13 +22,16 @@ from functools import partial
 
 from fulfillment_service.adapters.carrier import AbstractCarrier, CarrierRejectedError, CarrierUnavailableError
 from fulfillment_service.adapters.events import AbstractEventPublisher
-from fulfillment_service.adapters.fulfillments import AbstractFulfillmentStore, ConcurrentUpdateError
+from fulfillment_service.adapters.fulfillments import SHARD_COUNT, AbstractFulfillmentStore, ConcurrentUpdateError
 from fulfillment_service.domain import FulfillmentRecord, FulfillmentStatus, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
 CONFLICT_ATTEMPTS = 20
 EVERYTHING_INDEXED = datetime.max.replace(tzinfo=UTC)
+DUE_PER_POLL = 1000
+"""At most this many orders are taken from the index per poll (the next poll starts at the next shard): a backlog
+of parked orders is worked through in bounded steps, never read whole."""
 
 
 def utc_now() -> datetime:
@@ -65,6 +68,7 @@ class ShippingWorker:
         self._wakeup = asyncio.Event()
         self._in_progress: dict[str, asyncio.Task[None]] = {}
         self._look_again: set[str] = set()
+        self._next_shard = 0
 
     @property
     def worker_id(self) -> str:
@@ -102,7 +106,8 @@ class ShippingWorker:
 
     async def _start_due(self, by: datetime) -> None:
         try:
-            due = await self._store.due(by)
+            due = await self._store.due(by, limit=DUE_PER_POLL, first_shard=self._next_shard)
+            self._next_shard = (self._next_shard + 1) % SHARD_COUNT
         except Exception:
             logger.exception("could not read the work index")
             return
@@ -232,7 +237,7 @@ class ShippingWorker:
             apply(stored.record, now)
             await self._publisher.publish_owed(stored.record, published)
             try:
-                await self._store.save(stored.record, stored.etag, now=now)
+                await self._store.save(stored.record, stored.etag, now=now, indexed=stored.indexed)
             except ConcurrentUpdateError:
                 continue
             return stored.record

@@ -54,7 +54,7 @@ async def test_the_index_follows_due_at_and_lists_what_is_due_longest_overdue_fi
     done.settle(list(done.owed_events))
     await store.save(done, None, now=T0)
 
-    assert await store.due(T0 + timedelta(seconds=60)) == ["sooner", "later"]
+    assert await store.due(T0 + timedelta(seconds=60), limit=10) == ["sooner", "later"]
     assert store.index == {
         "later": T0 + timedelta(seconds=30),
         "sooner": T0 + timedelta(seconds=10),

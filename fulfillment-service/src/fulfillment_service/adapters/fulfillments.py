@@ -15,15 +15,19 @@ from datetime import datetime
 
 import httpx
 from dapr.aio.clients import DaprClient
+from dapr.clients.exceptions import DaprInternalError
 from dapr.clients.grpc._request import TransactionalStateOperation
 from pydantic import BaseModel
-from service_runtime.dapr_state import StateWrite, insert_if_absent, write_atomically
+from service_runtime.dapr_state import StateWrite, insert_if_absent, is_etag_mismatch, write_atomically
 
 from fulfillment_service.domain import FulfillmentRecord
 
 logger = logging.getLogger(__name__)
 
 SHARD_COUNT = 32
+SHARDS_PER_READ = 8
+"""The work index is read this many shards per bulk read: the sidecar's gRPC answers are capped at 4 MiB, and a long
+carrier outage parks every order in the index."""
 TRANSACTION_ATTEMPTS = 20
 
 
@@ -31,6 +35,9 @@ TRANSACTION_ATTEMPTS = 20
 class StoredFulfillment:
     record: FulfillmentRecord
     etag: str
+    indexed: bool
+    """Whether the work index may list this version: a record with nothing left to do is never indexed, so a save
+    that leaves it so need not touch the index."""
 
 
 class ConcurrentUpdateError(Exception):
@@ -59,13 +66,16 @@ class AbstractFulfillmentStore(ABC):
     async def get(self, order_id: str) -> StoredFulfillment | None: ...
 
     @abstractmethod
-    async def save(self, record: FulfillmentRecord, etag: str | None, *, now: datetime) -> None:
+    async def save(self, record: FulfillmentRecord, etag: str | None, *, now: datetime, indexed: bool = True) -> None:
         """Write the record if it still has `etag` (None: if it does not exist yet) and index it by
-        `record.due_at(now)`, atomically; ConcurrentUpdateError otherwise."""
+        `record.due_at(now)`, atomically; ConcurrentUpdateError otherwise. `indexed`: whether the version being
+        replaced may be in the index (`StoredFulfillment.indexed`); when neither is, the index is left alone."""
 
     @abstractmethod
-    async def due(self, now: datetime) -> list[str]:
-        """The ids of orders due by `now`, the longest overdue first."""
+    async def due(self, now: datetime, *, limit: int, first_shard: int = 0) -> list[str]:
+        """At most `limit` ids of orders due by `now`, the longest overdue first among those read; the index is read
+        from `first_shard` on (round the shards), so callers that rotate it reach every shard even while some hold
+        more than `limit`."""
 
 
 class DaprFulfillmentStore(AbstractFulfillmentStore):
@@ -91,10 +101,14 @@ class DaprFulfillmentStore(AbstractFulfillmentStore):
         response = await self._client.get_state(self._store, record_key(order_id))
         if not response.data:
             return None
-        return StoredFulfillment(record=FulfillmentRecord.model_validate_json(response.data), etag=response.etag)
+        record = FulfillmentRecord.model_validate_json(response.data)
+        return StoredFulfillment(record=record, etag=response.etag, indexed=record.may_be_indexed())
 
-    async def save(self, record: FulfillmentRecord, etag: str | None, *, now: datetime) -> None:
+    async def save(self, record: FulfillmentRecord, etag: str | None, *, now: datetime, indexed: bool = True) -> None:
         due = record.due_at(now)
+        if etag is not None and not indexed and due is None:
+            await self._save_unindexed(record, etag)
+            return
         shard = shard_of(record.order_id)
         last_error: Exception | None = None
         for _ in range(TRANSACTION_ATTEMPTS):
@@ -116,6 +130,14 @@ class DaprFulfillmentStore(AbstractFulfillmentStore):
             return
         assert last_error is not None
         raise last_error
+
+    async def _save_unindexed(self, record: FulfillmentRecord, etag: str) -> None:
+        try:
+            await self._client.save_state(self._store, record_key(record.order_id), record.model_dump_json(), etag=etag)
+        except DaprInternalError as error:
+            if is_etag_mismatch(error):
+                raise ConcurrentUpdateError(record.order_id) from error
+            raise
 
     async def _commit(
         self, record: FulfillmentRecord, etag: str | None, index: WorkIndexShard, shard: int, shard_etag: str | None
@@ -141,13 +163,19 @@ class DaprFulfillmentStore(AbstractFulfillmentStore):
             ],
         )
 
-    async def due(self, now: datetime) -> list[str]:
-        shards = await self._client.get_bulk_state(self._store, [shard_key(shard) for shard in range(SHARD_COUNT)])
-        due = [
-            (at, order_id)
-            for item in shards.items
-            if item.data
-            for order_id, at in WorkIndexShard.model_validate_json(item.data).due.items()
-            if at <= now
-        ]
-        return [order_id for _, order_id in sorted(due)]
+    async def due(self, now: datetime, *, limit: int, first_shard: int = 0) -> list[str]:
+        due: list[tuple[datetime, str]] = []
+        in_order = [(first_shard + offset) % SHARD_COUNT for offset in range(SHARD_COUNT)]
+        for start in range(0, SHARD_COUNT, SHARDS_PER_READ):
+            keys = [shard_key(shard) for shard in in_order[start : start + SHARDS_PER_READ]]
+            shards = await self._client.get_bulk_state(self._store, keys)
+            due += [
+                (at, order_id)
+                for item in shards.items
+                if item.data
+                for order_id, at in WorkIndexShard.model_validate_json(item.data).due.items()
+                if at <= now
+            ]
+            if len(due) >= limit:
+                break
+        return [order_id for _, order_id in sorted(due)[:limit]]
