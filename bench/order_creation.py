@@ -33,13 +33,15 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))]
 
 
-def attack(vegeta: str, rate: int, seconds: int, workdir: Path) -> list[dict[str, Any]]:
-    body = base64.b64encode((BENCH_DIR / "order.json").read_bytes()).decode()
-    target = {"method": "POST", "url": f"{ORDER_API}/orders", "header": {"Content-Type": ["application/json"]},
-              "body": body}  # fmt: skip
-    targets = workdir / "targets.json"
-    targets.write_text(json.dumps(target) + "\n")
-    results = workdir / f"results-{rate}.bin"
+def vegeta_binary() -> str:
+    """The vegeta load generator's path, built first if missing (bench/install-vegeta.sh)."""
+    return subprocess.run(
+        ["bash", str(BENCH_DIR / "install-vegeta.sh")], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def attack_targets(vegeta: str, targets: Path, rate: int, seconds: int, results: Path) -> list[dict[str, Any]]:
+    """Sends the requests of `targets` (vegeta's JSON format, round robin) at `rate` per second for `seconds`."""
     subprocess.run(
         [vegeta, "attack", "-format=json", f"-targets={targets}", f"-rate={rate}/s", f"-duration={seconds}s",
          "-timeout=10s", f"-output={results}"],
@@ -47,6 +49,21 @@ def attack(vegeta: str, rate: int, seconds: int, workdir: Path) -> list[dict[str
     )  # fmt: skip
     encoded = subprocess.run([vegeta, "encode", "-to=json", str(results)], check=True, capture_output=True, text=True)
     return [json.loads(line) for line in encoded.stdout.splitlines() if line]
+
+
+def attack(vegeta: str, rate: int, seconds: int, workdir: Path) -> list[dict[str, Any]]:
+    """`POST /orders` of bench/order.json at `rate` per second for `seconds`."""
+    body = base64.b64encode((BENCH_DIR / "order.json").read_bytes()).decode()
+    target = {"method": "POST", "url": f"{ORDER_API}/orders", "header": {"Content-Type": ["application/json"]},
+              "body": body}  # fmt: skip
+    targets = workdir / "targets.json"
+    targets.write_text(json.dumps(target) + "\n")
+    return attack_targets(vegeta, targets, rate, seconds, workdir / f"results-{rate}.bin")
+
+
+def created_order_ids(results: list[dict[str, Any]]) -> list[str]:
+    """The ids of the orders that vegeta's `POST /orders` results created (answered 201)."""
+    return [json.loads(base64.b64decode(str(result["body"])))["id"] for result in results if result["code"] == 201]
 
 
 def fulfillment_delays(order_ids: list[str], timeout: float = 180) -> tuple[list[float], list[float]]:
@@ -77,7 +94,7 @@ def summarise(rate: int, seconds: int, results: list[dict[str, Any]]) -> dict[st
     for result in results:
         codes[str(result["code"])] = codes.get(str(result["code"]), 0) + 1
     latencies = sorted(result["latency"] / 1e6 for result in results)
-    order_ids = [json.loads(base64.b64decode(result["body"]))["id"] for result in results if result["code"] == 201]
+    order_ids = created_order_ids(results)
     pickups, shipments = fulfillment_delays(order_ids)
     return {
         "rate_per_s": rate,
@@ -135,9 +152,7 @@ def main() -> None:
     parser.add_argument("--state-store", choices=STATE_STORE_KINDS, default=DEFAULT_STATE_STORE)
     arguments = parser.parse_args()
     layout = Layout.discover()
-    vegeta = subprocess.run(
-        ["bash", str(BENCH_DIR / "install-vegeta.sh")], check=True, capture_output=True, text=True
-    ).stdout.strip()
+    vegeta = vegeta_binary()
     stack = Stack(layout, state_store=arguments.state_store)
     stack.start()
     summaries = []
