@@ -9,7 +9,7 @@ TEST_DIRS := contracts/tests service-runtime/tests order-service/tests fulfillme
 
 
 .PHONY: dead-letters replay-dead-letters bench
-.PHONY: help install install-state-stores up down test lint test-unit test-stack test-alternates test-launcher drills
+.PHONY: help install install-state-stores up down test lint test-unit test-stack test-alternates test-launcher drills drills-full
 .PHONY: contracts-deps format
 
 help: ## List the targets
@@ -34,14 +34,14 @@ up: install ## Start Kafka, Dapr placement + scheduler and the three apps with t
 down: ## Stop a stack left running (by the PIDs in .run/pids)
 	$(UV) run --frozen devstack down
 
-dead-letters: ## List what landed in order-events-dlq (one copy per consumer group that refused it)
+dead-letters: ## List what landed in order-events-dlq and fulfillment-events-dlq, each pending or replayed
 	$(UV) run --frozen devstack dead-letters
 
-replay-dead-letters: ## Republish dead letters onto order-events: all pending, or ADDRESSES="p:o ..."
+replay-dead-letters: ## Republish dead letters onto the topic each came from: all pending, or ADDRESSES="topic:p:o ..."
 	$(UV) run --frozen devstack replay-dead-letters $(ADDRESSES)
 
-bench: install ## Order creation at fixed rates (vegeta), on its own stack: latency percentiles -> bench/results/
-	$(UV) run --frozen python bench/order_creation.py $(BENCH_ARGS)
+bench: install ## Capacity on its own stack: steady load, rate search, spike, sidecar ceiling -> bench/results/ (~13 min; BENCH_ARGS=--quick ~5)
+	$(UV) run --frozen python bench/capacity.py $(BENCH_ARGS)
 
 lint: ## ruff + mypy (strict)
 	$(UV) run --frozen ruff check .
@@ -62,8 +62,11 @@ test-alternates: install-state-stores ## The system on PostgreSQL instead of SQL
 test-launcher: ## `make up` / Ctrl-C / `make down` as a user runs them (starts its own stacks)
 	$(PYTEST) tests/launcher
 
-drills: install ## Failure drills on the real stack: broker killed / paused 20 s, order service crash (own stack)
+drills: install ## Failure drills on the real stack (own stack): broker killed / paused, backlogs (CI size), crashes
 	$(PYTEST) tests/drills -s
+
+drills-full: install ## The drills with the backlog drills at full size: broker paused 5 min at 100/s, carrier down 10 min at 50/s
+	ORDER_PLATFORM_DRILL_SIZE=full $(PYTEST) tests/drills -s
 
 test: install install-state-stores lint test-unit test-stack test-alternates test-launcher drills ## Everything: install, lint, unit, real-stack tests (SQLite and PostgreSQL), drills
 

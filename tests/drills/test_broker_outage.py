@@ -46,6 +46,7 @@ def _drill(
     )
     assert readiness.status_code == 200
     assert readiness.json()["events_owed"] > 0
+    assert readiness.json()["status"] == "degraded"
     eventually(lambda: len(stream.answers) >= before_outage + OUTAGE_ORDERS, timeout=120, what="the outage")
     during_outage = stream.answers[before_outage:]
     mend_broker()
@@ -75,10 +76,13 @@ def _drill(
             httpx.get("http://127.0.0.1:8000/readyz", timeout=5).json()
             == {
                 "ready": True,
+                "status": "ok",
+                "degraded_reason": None,
                 "state_store": "ok",
                 "event_publishing": "ok",
                 "events_owed": 0,
                 "last_publish_error": None,
+                "publishing_failing_since": None,
             }
         ),
         timeout=30,

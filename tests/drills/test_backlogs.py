@@ -1,0 +1,117 @@
+"""Backlogs drain: the broker paused while orders arrive, the carrier down while they arrive. Every
+accepted order ships exactly once afterwards, fulfillment keeps picking orders up within 5 s while the carrier is
+down, and nothing the backlog grows breaks a read (the relay and the work index read their state a page at a time).
+
+Sized by `ORDER_PLATFORM_DRILL_SIZE`: `ci` (the default: a 30 s pause at 50/s, a 60 s outage at 10/s, rates these
+two cores carry today; at 25/s the parked orders' retries during a carrier outage starve pickups) or `full` (a
+5 min pause at 100/s and a 10 min outage at 50/s: `make drills-full`).
+"""
+
+import os
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+import pytest
+from devstack.stack import Stack
+
+from tests.support.load import OrderStream
+from tests.support.polling import eventually
+
+PICKUP_WITHIN_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class DrillSize:
+    broker_pause_seconds: int
+    orders_per_second_while_paused: int
+    carrier_outage_seconds: int
+    orders_per_second_while_down: int
+
+
+SIZES = {
+    "ci": DrillSize(broker_pause_seconds=30, orders_per_second_while_paused=50, carrier_outage_seconds=60,
+                    orders_per_second_while_down=10),
+    "full": DrillSize(broker_pause_seconds=300, orders_per_second_while_paused=100, carrier_outage_seconds=600,
+                      orders_per_second_while_down=50),
+}  # fmt: skip
+SIZE = SIZES[os.environ.get("ORDER_PLATFORM_DRILL_SIZE", "ci")]
+
+
+def _stream_for(seconds: float, per_second: int) -> list[str]:
+    """Orders at a fixed rate for `seconds`: the ids of the accepted ones (every create must be a fast 201)."""
+    stream = OrderStream(interval=1 / per_second, timeout=10)
+    stream.start()
+    started = time.monotonic()
+    eventually(lambda: time.monotonic() - started >= seconds or None, timeout=seconds + 5, interval=1,
+               what=f"{seconds} s of orders")  # fmt: skip
+    answers = stream.stop()
+    statuses = Counter(answer.status for answer in answers)
+    assert statuses == {201: len(answers)}, statuses
+    return [answer.order_id for answer in answers if answer.order_id is not None]
+
+
+def _shipments_per_order(carrier_admin: httpx.Client) -> Counter[str]:
+    return Counter(shipment["order_id"] for shipment in carrier_admin.get("/admin/shipments").json())
+
+
+def _all_ship_exactly_once(carrier_admin: httpx.Client, order_ids: list[str], *, within: float) -> float:
+    """Seconds until every order had shipped; asserts each has exactly one shipment at the carrier."""
+    started = time.monotonic()
+    eventually(lambda: set(order_ids) <= set(_shipments_per_order(carrier_admin)), timeout=within, interval=1,
+               what=f"all {len(order_ids)} orders shipped")  # fmt: skip
+    drained = time.monotonic() - started
+    shipped = _shipments_per_order(carrier_admin)
+    assert [order_id for order_id in order_ids if shipped[order_id] != 1] == [], "an order shipped twice"
+    return drained
+
+
+@pytest.mark.timeout(SIZE.broker_pause_seconds + 300)
+def test_a_broker_paused_while_orders_arrive_drains_every_order_once_it_is_back(
+    stack: Stack, carrier_admin: httpx.Client
+) -> None:
+    broker = stack.process("kafka")
+    os.kill(broker.pid, signal.SIGSTOP)
+    try:
+        order_ids = _stream_for(SIZE.broker_pause_seconds, per_second=SIZE.orders_per_second_while_paused)
+        readiness = httpx.get("http://127.0.0.1:8000/readyz", timeout=5).json()
+        assert readiness["ready"], readiness
+        assert readiness["status"] == "degraded", readiness
+        assert "not being published" in readiness["degraded_reason"]
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
+
+    drained = _all_ship_exactly_once(carrier_admin, order_ids, within=180)
+    eventually(lambda: httpx.get("http://127.0.0.1:8000/readyz", timeout=5).json()["status"] == "ok", timeout=30,
+               what="readiness ok again")  # fmt: skip
+    rate = SIZE.orders_per_second_while_paused
+    print(f"\n[broker paused {SIZE.broker_pause_seconds} s at {rate}/s] {len(order_ids)} orders, all 201, every one "
+          f"shipped once {drained:.1f} s after the broker was back")  # fmt: skip
+
+
+@pytest.mark.timeout(SIZE.carrier_outage_seconds + 600)
+def test_a_carrier_down_while_orders_arrive_keeps_pickup_fast_and_ships_every_order_once_after(
+    order_api: httpx.Client, carrier_admin: httpx.Client
+) -> None:
+    carrier_admin.put("/admin/faults", json={"down": True}).raise_for_status()
+    try:
+        order_ids = _stream_for(SIZE.carrier_outage_seconds, per_second=SIZE.orders_per_second_while_down)
+    finally:
+        carrier_admin.delete("/admin/faults").raise_for_status()
+
+    drained = _all_ship_exactly_once(carrier_admin, order_ids, within=300)
+    pickups = sorted(
+        (
+            datetime.fromisoformat(order["fulfillment"]["picked_up_at"]) - datetime.fromisoformat(order["created_at"])
+        ).total_seconds()
+        for order in (order_api.get(f"/orders/{order_id}").json() for order_id in order_ids)
+    )
+    pickup_p95 = pickups[int(len(pickups) * 0.95)]
+    assert pickup_p95 < PICKUP_WITHIN_SECONDS, f"pickup p95 {pickup_p95:.2f} s during the outage"
+    rate = SIZE.orders_per_second_while_down
+    print(f"\n[carrier down {SIZE.carrier_outage_seconds} s at {rate}/s] {len(order_ids)} orders, pickup p95 "
+          f"{1000 * pickup_p95:.0f} ms, max {1000 * pickups[-1]:.0f} ms; every one shipped once {drained:.1f} s "
+          f"after the carrier was back")  # fmt: skip
