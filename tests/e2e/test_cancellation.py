@@ -21,13 +21,19 @@ def test_an_order_cancelled_while_parked_never_ships(order_api: httpx.Client, ca
     carrier_admin.put("/admin/faults", json={"down": True}).raise_for_status()
     order_id = created(order_api)
     eventually(
-        lambda: (order_api.get(f"/orders/{order_id}").json()["fulfillment"] or {}).get("attempts"),
+        lambda: (record := fulfillment_record(order_id)) is not None and record["attempts"] and not record["leased_to"],
         timeout=30,
-        what="a failed attempt: the order is parked",
+        what="a failed attempt, no call in progress: the order is parked",
     )
 
     assert order_api.post(f"/orders/{order_id}/cancel", json={"reason": "changed my mind"}).status_code == 200
-    eventually(lambda: _fulfillment_status(order_id, "cancelled"), timeout=10, what="fulfillment to drop the work")
+    # Fulfillment's own record: cancelled, and no call in progress (the next attempt may have begun before the
+    # cancel arrived; its answer, still "down", must be heard before the carrier comes back).
+    eventually(
+        lambda: (record := _fulfillment_status(order_id, "cancelled")) is not None and not record["leased_to"],
+        timeout=60,
+        what="fulfillment to drop the work",
+    )
     carrier_admin.delete("/admin/faults").raise_for_status()
     later_order = created(order_api)
     wait_for_status(order_api, later_order, "shipped", timeout=30)  # the worker runs again: the parked order is gone
