@@ -17,11 +17,14 @@ from fulfillment_service.adapters.fulfillments import (
     SHARD_COUNT,
     AbstractFulfillmentStore,
     ConcurrentUpdateError,
+    PickupsRefusedError,
     StoredFulfillment,
     shard_of,
 )
 from fulfillment_service.domain import FulfillmentRecord, FulfillmentStatus, Shipment
+from order_contracts.dapr import BulkEntry
 from order_contracts.events import Address, Customer, EventData, LineItem, OrderCancelled, OrderCreated
+from service_runtime.dead_letters import AbstractDeadLetters
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -103,6 +106,12 @@ class FakeFulfillmentStore(AbstractFulfillmentStore):
             self.index.pop(record.order_id, None)
         else:
             self.index[record.order_id] = due
+
+    async def insert_many(self, records: list[FulfillmentRecord], *, now: datetime) -> None:
+        if any(record.order_id in self._records for record in records):
+            raise PickupsRefusedError(f"{len(records)} records")
+        for record in records:
+            await self.save(record, None, now=now)
 
     async def due(self, now: datetime, *, limit: int, first_shard: int = 0) -> list[str]:
         """Like the real index, read shard by shard from `first_shard` until `limit` are found."""
@@ -208,6 +217,14 @@ class FakeEventPublisher(AbstractEventPublisher):
             raise self.failing
         self.published.append(event)
 
+    async def publish_many(self, events: list[EventData]) -> set[str]:
+        assert len({event.order_id for event in events}) == len(events), "one event per order per call"
+        if self.failing is not None:
+            self.refused += events
+            return {event.order_id for event in events}
+        self.published += events
+        return set()
+
     def of_type(self, event_type: str) -> list[EventData]:
         return [event for event in self.published if event.event_type == event_type]
 
@@ -230,3 +247,16 @@ async def eventually(condition: Callable[[], bool], *, within: float = 5.0, what
                 await asyncio.sleep(0.001)
     except TimeoutError:
         raise AssertionError(f"not within {within} s: {what or condition}") from None
+
+
+class FakeDeadLetters(AbstractDeadLetters):
+    """Records what the app put on the dead-letter topic; `failing` makes the broker refuse."""
+
+    def __init__(self) -> None:
+        self.letters: list[BulkEntry] = []
+        self.failing: Exception | None = None
+
+    async def put(self, entry: BulkEntry) -> None:
+        if self.failing is not None:
+            raise self.failing
+        self.letters.append(entry)

@@ -4,11 +4,13 @@ import itertools
 from collections.abc import AsyncIterator, Callable
 
 from order_contracts.cloudevents import parse_cloud_event, read_event
+from order_contracts.dapr import BulkEntry
 from order_contracts.events import EventData
 from order_service.adapters.events import AbstractEventPublisher
 from order_service.adapters.idempotency import AbstractIdempotencyKeys, IdempotencyRecord
 from order_service.adapters.orders import (
     AbstractOrderRepository,
+    BatchRefusedError,
     ConcurrentUpdateError,
     OrderAlreadyExistsError,
     StoredOrder,
@@ -16,6 +18,7 @@ from order_service.adapters.orders import (
 from order_service.adapters.outbox import AbstractOutbox, OutboxEntry, OwedPage, shard_of
 from order_service.adapters.readiness import Readiness
 from order_service.domain import Order
+from service_runtime.dead_letters import AbstractDeadLetters
 
 SIDECAR_TOKEN = "test-app-api-token"
 """The APP_API_TOKEN the test apps are configured with."""
@@ -57,6 +60,16 @@ class FakeOrderRepository(AbstractOrderRepository, AbstractOutbox):
             return None
         payload, etag = stored
         return StoredOrder(Order.model_validate_json(payload), etag)
+
+    async def get_many(self, order_ids: list[str]) -> dict[str, StoredOrder]:
+        found = {order_id: await self.get(order_id) for order_id in order_ids}
+        return {order_id: stored for order_id, stored in found.items() if stored is not None}
+
+    async def update_many(self, orders: list[StoredOrder]) -> None:
+        if any(self._orders[stored.order.id][1] != stored.etag for stored in orders):
+            raise BatchRefusedError(f"{len(orders)} orders")
+        for stored in orders:
+            self._orders[stored.order.id] = (stored.order.model_dump_json(), str(next(self._etags)))
 
     async def add(self, order: Order, owed: list[OutboxEntry], *, id_is_fresh: bool) -> None:
         if order.id in self._orders:
@@ -131,3 +144,16 @@ class FakeReadiness:
             events_owed=0,
             last_publish_error=None,
         )
+
+
+class FakeDeadLetters(AbstractDeadLetters):
+    """Records what the app put on the dead-letter topic; `failing` makes the broker refuse."""
+
+    def __init__(self) -> None:
+        self.letters: list[BulkEntry] = []
+        self.failing: Exception | None = None
+
+    async def put(self, entry: BulkEntry) -> None:
+        if self.failing is not None:
+            raise self.failing
+        self.letters.append(entry)

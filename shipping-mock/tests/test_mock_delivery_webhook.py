@@ -51,8 +51,10 @@ async def test_delivery_is_reported_signed_and_retried_until_accepted(start_carr
         accepted.set()
         return httpx.Response(204)
 
-    with respx.mock(assert_all_called=True) as webhooks:
+    # At the httpx client, not its transport: the app sends over aiohttp (httpx-aiohttp).
+    with respx.mock(using="httpx", assert_all_called=True) as webhooks:
         webhooks.post(WEBHOOK_URL).mock(side_effect=receiver)
+        webhooks.route(host="carrier.test").pass_through()  # the test's own calls to the carrier app
         carrier = await start_carrier(webhook_url=WEBHOOK_URL, webhook_secret=WEBHOOK_SECRET)
         order_id = new_order_id()
         shipment = (await create_shipment(carrier, shipment_body(order_id), new_key())).json()
@@ -94,8 +96,10 @@ async def test_a_voided_shipment_is_never_reported(start_carrier: StartCarrier) 
         later_reported.set()
         return httpx.Response(200)
 
-    with respx.mock(assert_all_called=True) as webhooks:
+    # At the httpx client, not its transport: the app sends over aiohttp (httpx-aiohttp).
+    with respx.mock(using="httpx", assert_all_called=True) as webhooks:
         webhooks.post(WEBHOOK_URL).mock(side_effect=receiver)
+        webhooks.route(host="carrier.test").pass_through()  # the test's own calls to the carrier app
         carrier = await start_carrier(webhook_url=WEBHOOK_URL, webhook_secret=WEBHOOK_SECRET)
         voided = (await create_shipment(carrier, shipment_body(new_order_id()), new_key())).json()
         assert (await carrier.post(f"/shipments/{voided['shipment_id']}/cancel")).json()["status"] == "voided"

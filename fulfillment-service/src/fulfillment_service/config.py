@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     """Where it reads the orders to fulfil (and their cancellations) from: its only subscription."""
     dead_letter_topic: str = ORDER_EVENTS_DEAD_LETTER_TOPIC
     """Where the sidecar moves what the subscription refuses (DROP) or cannot deliver."""
+    bulk_max_events: int = 100
+    """The most order events the sidecar hands over in one batch (new orders in it: one transaction, one publish)."""
+    bulk_max_wait_ms: int = 20
+    """The longest the sidecar holds a batch that is not full: the most latency batching adds to a pickup."""
     carrier_endpoint: str = "carrier"
     """The Dapr HTTPEndpoint (components/carrier.yaml) or app id the carrier is invoked through."""
     dapr_http_port: int = 3501

@@ -7,14 +7,18 @@ partition are never held up.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from order_contracts.events import FulfillmentStarted, OrderCancelled, OrderCreated
 
 from fulfillment_service.adapters.events import AbstractEventPublisher
-from fulfillment_service.adapters.fulfillments import AbstractFulfillmentStore, ConcurrentUpdateError
+from fulfillment_service.adapters.fulfillments import (
+    AbstractFulfillmentStore,
+    ConcurrentUpdateError,
+    PickupsRefusedError,
+)
 from fulfillment_service.domain import FulfillmentRecord
 
 logger = logging.getLogger(__name__)
@@ -48,6 +52,39 @@ class FulfillmentHandlers:
         """
         picked_up_at = await self._record_pickup(order)
         await self.publisher.publish(FulfillmentStarted(order_id=order.order_id, picked_up_at=picked_up_at))
+
+    async def pick_up_many(self, orders: Sequence[OrderCreated]) -> set[str]:
+        """Pick up a batch of new orders (one bulk delivery): one transaction records them all, one bulk publish
+        announces them; the ids of the orders now picked up and announced (deliver the others again).
+
+        If the batch holds an order picked up before (a redelivery), nothing of it is written and each order is
+        picked up on its own instead, as `pick_up` does."""
+        unique = list({order.order_id: order for order in orders}.values())
+        if not unique:
+            return set()
+        now = self.clock()
+        records = [FulfillmentRecord.pick_up(order, at=now, worker=self.worker_id, lease_for=self.lease_for)
+                   for order in unique]  # fmt: skip
+        try:
+            await self.store.insert_many(records, now=now)
+        except PickupsRefusedError:
+            logger.info("batch holds orders picked up before: one at a time", extra={"orders": len(unique)})
+            return {order.order_id for order in unique if await self._picked_up_alone(order)}
+        for record in records:
+            self.wake_worker(record.order_id)
+            logger.info("order picked up", extra={"order_id": record.order_id})
+        refused = await self.publisher.publish_many(
+            [FulfillmentStarted(order_id=order.order_id, picked_up_at=now) for order in unique]
+        )
+        return {order.order_id for order in unique} - refused
+
+    async def _picked_up_alone(self, order: OrderCreated) -> bool:
+        try:
+            await self.pick_up(order)
+        except Exception:
+            logger.exception("pickup failed", extra={"order_id": order.order_id})
+            return False
+        return True
 
     async def _record_pickup(self, order: OrderCreated) -> datetime:
         """When the order was picked up: now, by this instance, or before (a redelivery, or another replica handed

@@ -7,6 +7,7 @@ keeps the handlers set here.
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from fulfillment_fakes import (
     T0,
     WEBHOOK_SECRET,
     FakeClock,
+    FakeDeadLetters,
     FakeEventPublisher,
     FakeFulfillmentStore,
     RecordingWaker,
@@ -33,8 +35,8 @@ from order_contracts.events import FulfillmentDelivered, FulfillmentStarted
 
 pytestmark = pytest.mark.anyio
 
-CLOUDEVENTS_HEADERS = {"Content-Type": "application/cloudevents+json"}
-EVENT_PATHS = ["/events/order-created", "/events/order-cancelled", "/events/other"]
+JSON_HEADERS = {"Content-Type": "application/json"}
+EVENTS = "/events/order-events"
 WEBHOOK = "/webhooks/carrier"
 SHIPMENT = Shipment(shipment_id="shp-order-1", carrier="Fake Parcel", tracking_number="T-order-1")
 LEASE = timedelta(seconds=150)
@@ -42,8 +44,16 @@ DELIVERED_AT = "2026-11-25T10:30:00Z"
 
 
 @pytest.fixture
-def app(store: FakeFulfillmentStore, publisher: FakeEventPublisher, wakes: RecordingWaker) -> FastAPI:
+def dead_letters() -> FakeDeadLetters:
+    return FakeDeadLetters()
+
+
+@pytest.fixture
+def app(
+    store: FakeFulfillmentStore, publisher: FakeEventPublisher, wakes: RecordingWaker, dead_letters: FakeDeadLetters
+) -> FastAPI:
     app = create_app(Settings(APP_API_TOKEN=SIDECAR_TOKEN, CARRIER_WEBHOOK_SECRET=WEBHOOK_SECRET))
+    app.state.dead_letters = dead_letters
     app.state.fulfillment_handlers = FulfillmentHandlers(
         store=store,
         publisher=publisher,
@@ -59,6 +69,19 @@ def app(store: FakeFulfillmentStore, publisher: FakeEventPublisher, wakes: Recor
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         yield client
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """What a delivery goes through: the app (in process) and the dead-letter topic it may put entries on."""
+
+    client: httpx.AsyncClient
+    dead_letters: FakeDeadLetters
+
+
+@pytest.fixture
+def sidecar(client: httpx.AsyncClient, dead_letters: FakeDeadLetters) -> Sidecar:
+    return Sidecar(client, dead_letters)
 
 
 def cloud_event(event_type: str, data: Any) -> dict[str, Any]:
@@ -85,11 +108,38 @@ def cancelled(order_id: str = "order-1") -> dict[str, Any]:
     )
 
 
-async def deliver(client: httpx.AsyncClient, path: str, body: object) -> str:
-    """Deliver as the sidecar does, and return the status the app answers it with."""
-    response = await client.post(path, content=json.dumps(body), headers={**CLOUDEVENTS_HEADERS, **SIDECAR_HEADERS})
+def batch(*events: object) -> dict[str, Any]:
+    """A bulk delivery as the sidecar sends it: entry ids are the events' positions in the batch."""
+    return {
+        "id": "batch-1",
+        "type": "com.dapr.event.sent.bulk",
+        "topic": "order-events",
+        "pubsubname": "order-pubsub",
+        "metadata": {},
+        "entries": [
+            {"entryId": str(index), "event": event, "contentType": "application/cloudevents+json", "metadata": {}}
+            for index, event in enumerate(events)
+        ],
+    }
+
+
+async def deliver_batch(sidecar: Sidecar, *events: object) -> list[str]:
+    """Deliver the events in one batch as the sidecar does; the status of each, by position: the app's answer, or DROP
+    for an entry the app dead-lettered (it answers those SUCCESS: service_runtime/dead_letters.py)."""
+    client = sidecar.client
+    already = len(sidecar.dead_letters.letters)
+    headers = {**JSON_HEADERS, **SIDECAR_HEADERS}
+    response = await client.post(EVENTS, content=json.dumps(batch(*events)), headers=headers)
     assert response.status_code == 200, response.text
-    status: str = response.json()["status"]
+    statuses = response.json()["statuses"]
+    assert [status["entryId"] for status in statuses] == [str(index) for index in range(len(events))]
+    dead_lettered = {letter.entry_id for letter in sidecar.dead_letters.letters[already:]}
+    return ["DROP" if status["entryId"] in dead_lettered else status["status"] for status in statuses]
+
+
+async def deliver(sidecar: Sidecar, event: object) -> str:
+    """Deliver one event, alone in its batch; the status the app answers it with."""
+    [status] = await deliver_batch(sidecar, event)
     return status
 
 
@@ -127,21 +177,21 @@ def assert_problem(response: httpx.Response, status: int) -> None:
     assert response.json()["status"] == status
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/dapr/subscribe"), *(("POST", path) for path in EVENT_PATHS)])
+@pytest.mark.parametrize(("method", "path"), [("GET", "/dapr/subscribe"), ("POST", EVENTS)])
 async def test_only_the_sidecar_may_call_the_subscription_and_event_endpoints(
     client: httpx.AsyncClient, store: FakeFulfillmentStore, publisher: FakeEventPublisher, method: str, path: str
 ) -> None:
     for token in (None, "wrong-token", ""):
-        headers = dict(CLOUDEVENTS_HEADERS) if token is None else {**CLOUDEVENTS_HEADERS, "dapr-api-token": token}
+        headers = dict(JSON_HEADERS) if token is None else {**JSON_HEADERS, "dapr-api-token": token}
 
-        response = await client.request(method, path, content=json.dumps(created()), headers=headers)
+        response = await client.request(method, path, content=json.dumps(batch(created())), headers=headers)
 
         assert_problem(response, 401)
     assert not store.has("order-1")
     assert publisher.published == []
 
 
-async def test_the_only_subscription_is_to_order_events_routed_by_type_with_a_dead_letter_topic(
+async def test_the_only_subscription_is_a_bulk_one_to_order_events_on_one_path_with_a_dead_letter_topic(
     client: httpx.AsyncClient,
 ) -> None:
     response = await client.get("/dapr/subscribe", headers=SIDECAR_HEADERS)
@@ -151,13 +201,9 @@ async def test_the_only_subscription_is_to_order_events_routed_by_type_with_a_de
     assert subscription["pubsubname"] == "order-pubsub"
     assert subscription["topic"] == "order-events"
     assert subscription["deadLetterTopic"] == "order-events-dlq"
-    assert subscription["routes"] == {
-        "rules": [
-            {"match": "event.type == 'order.created.v1'", "path": "/events/order-created"},
-            {"match": "event.type == 'order.cancelled.v1'", "path": "/events/order-cancelled"},
-        ],
-        "default": "/events/other",
-    }
+    # One path: with routing rules the runtime would split a batch by type and could cancel before it picks up.
+    assert subscription["routes"] == {"rules": [], "default": EVENTS}
+    assert subscription["bulkSubscribe"] == {"enabled": True, "maxMessagesCount": 100, "maxAwaitDurationMs": 20}
 
 
 async def test_the_subscription_is_on_the_topics_the_app_was_configured_with() -> None:
@@ -178,9 +224,13 @@ async def test_the_subscription_is_on_the_topics_the_app_was_configured_with() -
 
 
 async def test_a_new_order_is_picked_up_and_acknowledged_without_waiting_for_the_carrier(
-    client: httpx.AsyncClient, store: FakeFulfillmentStore, publisher: FakeEventPublisher, wakes: RecordingWaker
+    sidecar: Sidecar,
+    client: httpx.AsyncClient,
+    store: FakeFulfillmentStore,
+    publisher: FakeEventPublisher,
+    wakes: RecordingWaker,
 ) -> None:
-    assert await deliver(client, "/events/order-created", created()) == "SUCCESS"
+    assert await deliver(sidecar, created()) == "SUCCESS"
 
     assert store.record("order-1").status is FulfillmentStatus.PENDING
     assert "order-1" in store.index
@@ -189,63 +239,133 @@ async def test_a_new_order_is_picked_up_and_acknowledged_without_waiting_for_the
 
 
 async def test_a_redelivered_order_is_acknowledged_and_picked_up_once(
-    client: httpx.AsyncClient, store: FakeFulfillmentStore, wakes: RecordingWaker
+    sidecar: Sidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore, wakes: RecordingWaker
 ) -> None:
-    assert await deliver(client, "/events/order-created", created()) == "SUCCESS"
-    assert await deliver(client, "/events/order-created", created()) == "SUCCESS"
+    assert await deliver(sidecar, created()) == "SUCCESS"
+    assert await deliver(sidecar, created()) == "SUCCESS"
 
     assert len(store.writes["order-1"]) == 1
     assert wakes.order_ids == ["order-1"]
 
 
 async def test_a_cancellation_is_routed_to_the_order_it_cancels(
-    client: httpx.AsyncClient, store: FakeFulfillmentStore
+    sidecar: Sidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore
 ) -> None:
-    assert await deliver(client, "/events/order-created", created()) == "SUCCESS"
+    assert await deliver(sidecar, created()) == "SUCCESS"
 
-    assert await deliver(client, "/events/order-cancelled", cancelled()) == "SUCCESS"
+    assert await deliver(sidecar, cancelled()) == "SUCCESS"
 
     assert store.record("order-1").status is FulfillmentStatus.CANCELLED
 
 
 async def test_a_cancellation_of_an_order_never_picked_up_is_acknowledged(
-    client: httpx.AsyncClient, store: FakeFulfillmentStore
+    sidecar: Sidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore
 ) -> None:
-    assert await deliver(client, "/events/order-cancelled", cancelled("order-unknown")) == "SUCCESS"
+    assert await deliver(sidecar, cancelled("order-unknown")) == "SUCCESS"
 
     assert not store.has("order-unknown")
 
 
 @pytest.mark.parametrize(
-    ("path", "body"),
+    "body",
     [
-        ("/events/order-created", cloud_event("order.created.v1", {"order_id": "order-1"})),
-        ("/events/order-created", ["not", "a", "cloudevent"]),
-        ("/events/order-created", cloud_event("order.cancelled.v1", {"order_id": "order-1"})),
-        ("/events/order-cancelled", cloud_event("order.cancelled.v1", {"order_id": "order-1"})),
-        ("/events/order-cancelled", created()),
-        ("/events/other", cloud_event("bogus.v1", {"order_id": "order-1"})),
-        ("/events/other", cloud_event("com.dapr.event.sent", "not json at all")),
-        ("/events/other", {"no": "envelope"}),
+        cloud_event("order.created.v1", {"order_id": "order-1"}),
+        ["not", "a", "cloudevent"],
+        cloud_event("order.cancelled.v1", {"order_id": "order-1"}),
+        cloud_event("bogus.v1", {"order_id": "order-1"}),
+        cloud_event("com.dapr.event.sent", "not json at all"),
+        {"no": "envelope"},
     ],
     ids=[
         "schema-invalid order",
         "not a cloudevent",
-        "invalid event on the created route",
         "schema-invalid cancellation",
-        "an order on the cancelled route",
         "type outside the contract",
         "raw payload",
         "no envelope",
     ],
 )
-async def test_poison_and_misrouted_events_are_dead_lettered(
-    client: httpx.AsyncClient, store: FakeFulfillmentStore, publisher: FakeEventPublisher, path: str, body: object
+async def test_poison_is_dead_lettered(
+    sidecar: Sidecar,
+    client: httpx.AsyncClient,
+    store: FakeFulfillmentStore,
+    publisher: FakeEventPublisher,
+    body: object,
 ) -> None:
-    assert await deliver(client, path, body) == "DROP"
+    assert await deliver(sidecar, body) == "DROP"
 
     assert not store.has("order-1")
     assert publisher.published == []
+
+
+async def test_a_batch_of_new_orders_is_picked_up_in_one_transaction_and_announced_in_one_publish(
+    sidecar: Sidecar,
+    client: httpx.AsyncClient,
+    store: FakeFulfillmentStore,
+    publisher: FakeEventPublisher,
+    wakes: RecordingWaker,
+) -> None:
+    ids = [f"order-{index}" for index in range(50)]
+    inserts: list[int] = []
+    insert_many = store.insert_many
+
+    async def counted(records: list[FulfillmentRecord], *, now: Any) -> None:
+        inserts.append(len(records))
+        await insert_many(records, now=now)
+
+    store.insert_many = counted  # type: ignore[method-assign]
+
+    assert await deliver_batch(sidecar, *(created(order_id) for order_id in ids)) == ["SUCCESS"] * 50
+
+    assert inserts == [50]
+    assert all(store.record(order_id).status is FulfillmentStatus.PENDING for order_id in ids)
+    assert wakes.order_ids == ids
+    assert publisher.published == [FulfillmentStarted(order_id=order_id, picked_up_at=T0) for order_id in ids]
+
+
+async def test_a_batch_that_holds_an_order_picked_up_before_picks_each_up_once(
+    sidecar: Sidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore, publisher: FakeEventPublisher
+) -> None:
+    assert await deliver(sidecar, created("order-1")) == "SUCCESS"
+
+    assert await deliver_batch(sidecar, created("order-2"), created("order-1"), created("order-3")) == ["SUCCESS"] * 3
+
+    assert {order_id: len(store.writes[order_id]) for order_id in store.writes} == {
+        "order-1": 1, "order-2": 1, "order-3": 1
+    }  # fmt: skip
+    announced = [event.order_id for event in publisher.of_type(FulfillmentStarted.event_type)]
+    assert sorted(announced) == ["order-1", "order-1", "order-2", "order-3"]  # the repeat announces it again
+
+
+async def test_a_cancellation_after_its_order_in_the_same_batch_is_handled_after_the_pickup(
+    sidecar: Sidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore
+) -> None:
+    statuses = await deliver_batch(sidecar, created("order-1"), created("order-2"), cancelled("order-1"))
+
+    assert statuses == ["SUCCESS"] * 3
+    assert store.record("order-1").status is FulfillmentStatus.CANCELLED
+    assert store.record("order-2").status is FulfillmentStatus.PENDING
+
+
+async def test_when_a_pickup_cannot_be_announced_it_and_its_orders_later_events_are_delivered_again(
+    sidecar: Sidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore, publisher: FakeEventPublisher
+) -> None:
+    """A cancellation must never be handled before the pickup it follows: both are answered RETRY."""
+    publisher.failing = ConnectionError("broker down")
+
+    statuses = await deliver_batch(sidecar, created("order-1"), cancelled("order-1"))
+
+    assert statuses == ["RETRY", "RETRY"]
+    assert store.record("order-1").status is FulfillmentStatus.PENDING  # the work is safe; the cancel waits
+    publisher.failing = None
+    assert await deliver_batch(sidecar, created("order-1"), cancelled("order-1")) == ["SUCCESS", "SUCCESS"]
+    assert store.record("order-1").status is FulfillmentStatus.CANCELLED
+
+
+async def test_a_body_that_is_no_bulk_delivery_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(EVENTS, content=json.dumps(created()), headers={**JSON_HEADERS, **SIDECAR_HEADERS})
+
+    assert_problem(response, 400)
 
 
 @pytest.mark.parametrize(
@@ -260,9 +380,9 @@ async def test_poison_and_misrouted_events_are_dead_lettered(
     ids=["fulfillment.started.v1", "fulfillment.delivered.v1"],
 )
 async def test_contract_events_this_service_does_not_handle_are_acknowledged(
-    client: httpx.AsyncClient, store: FakeFulfillmentStore, event: dict[str, Any]
+    sidecar: Sidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore, event: dict[str, Any]
 ) -> None:
-    assert await deliver(client, "/events/other", event) == "SUCCESS"
+    assert await deliver(sidecar, event) == "SUCCESS"
 
     assert not store.has("order-1")
 

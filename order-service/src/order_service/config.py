@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     """Where it reads fulfillment progress from: its only subscription."""
     dead_letter_topic: str = FULFILLMENT_EVENTS_DEAD_LETTER_TOPIC
     """Where the sidecar moves what the subscription refuses (DROP) or cannot deliver."""
+    bulk_max_events: int = 100
+    """The most fulfillment events the sidecar hands over in one batch (each batch: one read, one transaction)."""
+    bulk_max_wait_ms: int = 20
+    """The longest the sidecar holds a batch that is not full: the most latency batching adds to folding."""
     idempotency_key_ttl_seconds: int = 25 * 3600
     """How long an Idempotency-Key is remembered: the promise is at least 24 h."""
     relay_scan_interval_seconds: float = 1.0

@@ -2,16 +2,23 @@
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from order_contracts.cloudevents import envelope
 from order_contracts.events import Customer, EventData, LineItem, OrderCancelled, OrderCreated
 from uuid6 import uuid7
 
 from order_service.adapters.idempotency import AbstractIdempotencyKeys, IdempotencyRecord
-from order_service.adapters.orders import AbstractOrderRepository, ConcurrentUpdateError, OrderAlreadyExistsError
+from order_service.adapters.orders import (
+    AbstractOrderRepository,
+    BatchRefusedError,
+    ConcurrentUpdateError,
+    OrderAlreadyExistsError,
+    StoredOrder,
+)
 from order_service.adapters.outbox import OutboxEntry
 from order_service.domain import Order, OrderNotFoundError
 
@@ -49,6 +56,23 @@ class IdempotentRequest:
 class CreatedOrder:
     order: Order
     replayed: bool
+
+
+@dataclass(frozen=True)
+class DeliveredEvent:
+    """A fulfillment event as delivered, with its CloudEvent id (what folding de-duplicates on)."""
+
+    event: EventData
+    event_id: str
+
+
+class FoldOutcome(StrEnum):
+    FOLDED = "folded"
+    """Folded into its order, or seen before: done."""
+    UNKNOWN_ORDER = "unknown-order"
+    """No such order: poison."""
+    NOT_FOLDED = "not-folded"
+    """Not folded now (the store failed): deliver it again."""
 
 
 def new_order_id() -> str:
@@ -173,6 +197,57 @@ class OrderHandlers:
             logger.info("order cancelled", extra={"order_id": order.id})
             return order
         raise ConcurrentUpdateError(order_id)
+
+    async def fold_events(self, batch: Sequence[DeliveredEvent]) -> list[FoldOutcome]:
+        """Fold a batch of fulfillment events, each order's in the order given; an outcome per event.
+
+        One read of every order in the batch and one transaction for all that changed. If that transaction is
+        refused (a cancel or another replica wrote one of them meanwhile, or the store failed), the batch is folded
+        order by order instead; an event that could not be folded then is NOT_FOLDED, and so is every later event
+        of its order in the batch, so a redelivery folds them in their order."""
+        positions: dict[str, list[int]] = {}
+        for position, delivered in enumerate(batch):
+            positions.setdefault(delivered.event.order_id, []).append(position)
+        outcomes = [FoldOutcome.FOLDED] * len(batch)
+        stored = await self.orders.get_many(list(positions))
+        changed: list[StoredOrder] = []
+        for order_id, order_positions in positions.items():
+            current = stored.get(order_id)
+            if current is None:
+                for position in order_positions:
+                    outcomes[position] = FoldOutcome.UNKNOWN_ORDER
+                continue
+            folded = [current.order.fold(batch[position].event, event_id=batch[position].event_id)
+                      for position in order_positions]  # fmt: skip
+            if any(folded):
+                changed.append(current)
+        if not changed:
+            return outcomes
+        try:
+            await self.orders.update_many(changed)
+        except BatchRefusedError as refusal:
+            logger.info("batch refused, folding order by order", extra={"orders": len(changed), "error": str(refusal)})
+            await asyncio.gather(
+                *(self._fold_in_turn(batch, order_positions, outcomes) for order_positions in positions.values())
+            )
+            return outcomes
+        for progressed in changed:
+            logger.info("order progressed", extra={"order_id": progressed.order.id, "status": progressed.order.status})
+        return outcomes
+
+    async def _fold_in_turn(
+        self, batch: Sequence[DeliveredEvent], order_positions: list[int], outcomes: list[FoldOutcome]
+    ) -> None:
+        for turn, position in enumerate(order_positions):
+            try:
+                await self.fold_event(batch[position].event, event_id=batch[position].event_id)
+            except OrderNotFoundError:
+                outcomes[position] = FoldOutcome.UNKNOWN_ORDER
+            except Exception:
+                logger.exception("could not fold", extra={"event_id": batch[position].event_id})
+                for later in order_positions[turn:]:
+                    outcomes[later] = FoldOutcome.NOT_FOLDED
+                return
 
     async def fold_event(self, event: EventData, *, event_id: str) -> bool:
         """Fold a fulfillment event into its order, retrying on concurrent updates; False if it changed nothing."""

@@ -11,6 +11,7 @@ from dapr.aio.clients import DaprClient
 from fastapi import FastAPI
 from service_runtime import liveness
 from service_runtime.dapr_state import check_transactions_roll_back
+from service_runtime.dead_letters import DaprDeadLetters
 from service_runtime.serving import serve
 
 from order_service.adapters.events import DaprEventPublisher
@@ -55,6 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             event_source=settings.app_id,
             on_events_owed=_crash_now if settings.fault_crash_after_commit else relay.notify,
         )
+        app.state.dead_letters = DaprDeadLetters(dapr, pubsub=settings.pubsub, topic=settings.dead_letter_topic)
         app.state.readiness = DaprStateReadiness(dapr, settings.state_store, relay.status)
         relaying = asyncio.create_task(relay.run(), name="outbox-relay")
         try:

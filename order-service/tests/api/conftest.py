@@ -15,6 +15,7 @@ from order_service.handlers import OrderHandlers
 from order_service.main import create_app
 from order_service_fakes import (
     SIDECAR_TOKEN,
+    FakeDeadLetters,
     FakeEventPublisher,
     FakeIdempotencyKeys,
     FakeOrderRepository,
@@ -53,10 +54,16 @@ def readiness() -> FakeReadiness:
 
 
 @pytest.fixture
-def app(handlers: OrderHandlers, readiness: FakeReadiness) -> FastAPI:
+def dead_letters() -> FakeDeadLetters:
+    return FakeDeadLetters()
+
+
+@pytest.fixture
+def app(handlers: OrderHandlers, readiness: FakeReadiness, dead_letters: FakeDeadLetters) -> FastAPI:
     app = create_app(Settings(APP_API_TOKEN=SIDECAR_TOKEN))
     app.state.order_handlers = handlers
     app.state.readiness = readiness
+    app.state.dead_letters = dead_letters
     return app
 
 

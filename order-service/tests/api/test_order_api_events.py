@@ -1,7 +1,8 @@
-"""The sidecar's side of the API: GET /dapr/subscribe and deliveries to POST /events/fulfillment-events, which only
-the sidecar may call (it sends the `dapr-api-token` header)."""
+"""The sidecar's side of the API: GET /dapr/subscribe and bulk deliveries to POST /events/fulfillment-events, which
+only the sidecar may call (it sends the `dapr-api-token` header)."""
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -9,13 +10,26 @@ import pytest
 from order_service.config import Settings
 from order_service.handlers import OrderHandlers
 from order_service.main import create_app
-from order_service_fakes import SIDECAR_HEADERS, SIDECAR_TOKEN, FakeReadiness
+from order_service_fakes import SIDECAR_HEADERS, SIDECAR_TOKEN, FakeDeadLetters, FakeReadiness
 from pydantic import ValidationError
 
 pytestmark = pytest.mark.anyio
 
 EVENTS = "/events/fulfillment-events"
 PICKED_UP_AT = "2025-06-01T12:00:00Z"
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """What a delivery goes through: the app (in process) and the dead-letter topic it may put entries on."""
+
+    client: httpx.AsyncClient
+    dead_letters: FakeDeadLetters
+
+
+@pytest.fixture
+def sidecar(client: httpx.AsyncClient, dead_letters: FakeDeadLetters) -> Sidecar:
+    return Sidecar(client, dead_letters)
 
 
 def cloud_event(event_type: str, data: Any, *, event_id: str = "ce-1") -> dict[str, Any]:
@@ -37,15 +51,40 @@ def started(order_id: str) -> dict[str, Any]:
     return cloud_event("fulfillment.started.v1", {"order_id": order_id, "picked_up_at": PICKED_UP_AT})
 
 
-async def deliver(client: httpx.AsyncClient, event: dict[str, Any]) -> str:
-    """Deliver as the sidecar does, and return the status the app answers it with."""
+def batch(*events: Any) -> dict[str, Any]:
+    """A bulk delivery as the sidecar sends it: entry ids are the events' positions in the batch."""
+    return {
+        "id": "batch-1",
+        "type": "com.dapr.event.sent.bulk",
+        "topic": "fulfillment-events",
+        "pubsubname": "order-pubsub",
+        "metadata": {},
+        "entries": [
+            {"entryId": str(index), "event": event, "contentType": "application/cloudevents+json", "metadata": {}}
+            for index, event in enumerate(events)
+        ],
+    }
+
+
+async def deliver_batch(sidecar: Sidecar, *events: Any) -> list[str]:
+    """Deliver the events in one batch as the sidecar does; the status of each, by position: the app's answer, or DROP
+    for an entry the app dead-lettered (it answers those SUCCESS: service_runtime/dead_letters.py)."""
+    client = sidecar.client
+    already = len(sidecar.dead_letters.letters)
     response = await client.post(
-        EVENTS, content=json.dumps(event), headers={"Content-Type": "application/cloudevents+json", **SIDECAR_HEADERS}
+        EVENTS, content=json.dumps(batch(*events)), headers={"Content-Type": "application/json", **SIDECAR_HEADERS}
     )
     assert response.status_code == 200, response.text
     answer: dict[str, Any] = response.json()
-    assert set(answer) == {"status"}
-    status: str = answer["status"]
+    assert set(answer) == {"statuses"}
+    assert [status["entryId"] for status in answer["statuses"]] == [str(index) for index in range(len(events))]
+    dead_lettered = {letter.entry_id for letter in sidecar.dead_letters.letters[already:]}
+    return ["DROP" if status["entryId"] in dead_lettered else status["status"] for status in answer["statuses"]]
+
+
+async def deliver(sidecar: Sidecar, event: Any) -> str:
+    """Deliver one event, alone in its batch; the status the app answers it with."""
+    [status] = await deliver_batch(sidecar, event)
     return status
 
 
@@ -66,7 +105,8 @@ async def test_the_only_subscription_is_to_fulfillment_events_with_a_default_rou
     assert subscription["pubsubname"] == "order-pubsub"
     assert subscription["topic"] == "fulfillment-events"
     assert subscription["deadLetterTopic"] == "fulfillment-events-dlq"
-    assert subscription["routes"]["default"] == EVENTS
+    assert subscription["routes"] == {"rules": [], "default": EVENTS}  # one path: a bulk batch stays whole
+    assert subscription["bulkSubscribe"] == {"enabled": True, "maxMessagesCount": 100, "maxAwaitDurationMs": 20}
 
 
 async def test_the_subscription_is_on_the_pubsub_and_topics_the_app_was_configured_with(
@@ -92,9 +132,9 @@ async def test_the_subscription_is_on_the_pubsub_and_topics_the_app_was_configur
 
 
 async def test_fulfillment_started_moves_the_order_to_processing(
-    client: httpx.AsyncClient, order: dict[str, Any]
+    sidecar: Sidecar, client: httpx.AsyncClient, order: dict[str, Any]
 ) -> None:
-    assert await deliver(client, started(order["id"])) == "SUCCESS"
+    assert await deliver(sidecar, started(order["id"])) == "SUCCESS"
 
     folded = await read(client, order["id"])
     assert folded["status"] == "processing"
@@ -103,22 +143,22 @@ async def test_fulfillment_started_moves_the_order_to_processing(
 
 
 async def test_the_same_event_delivered_again_succeeds_and_changes_nothing(
-    client: httpx.AsyncClient, order: dict[str, Any]
+    sidecar: Sidecar, client: httpx.AsyncClient, order: dict[str, Any]
 ) -> None:
-    assert await deliver(client, started(order["id"])) == "SUCCESS"
+    assert await deliver(sidecar, started(order["id"])) == "SUCCESS"
     once = await read(client, order["id"])
 
-    assert await deliver(client, started(order["id"])) == "SUCCESS"
+    assert await deliver(sidecar, started(order["id"])) == "SUCCESS"
 
     assert await read(client, order["id"]) == once
 
 
 async def test_an_event_of_a_type_outside_the_contract_is_dead_lettered_and_changes_nothing(
-    client: httpx.AsyncClient, order: dict[str, Any]
+    sidecar: Sidecar, client: httpx.AsyncClient, order: dict[str, Any]
 ) -> None:
     event = cloud_event("fulfillment.teleported.v9", {"order_id": order["id"], "at": PICKED_UP_AT})
 
-    assert await deliver(client, event) == "DROP"
+    assert await deliver(sidecar, event) == "DROP"
 
     assert await read(client, order["id"]) == order
 
@@ -135,24 +175,24 @@ async def test_an_event_of_a_type_outside_the_contract_is_dead_lettered_and_chan
     ],
 )
 async def test_unreadable_data_of_a_known_type_is_dropped(
-    client: httpx.AsyncClient, order: dict[str, Any], data: Any
+    sidecar: Sidecar, client: httpx.AsyncClient, order: dict[str, Any], data: Any
 ) -> None:
     if isinstance(data, dict) and data.get("order_id") == "ORDER":
         data = {**data, "order_id": order["id"]}
 
-    assert await deliver(client, cloud_event("fulfillment.started.v1", data)) == "DROP"
+    assert await deliver(sidecar, cloud_event("fulfillment.started.v1", data)) == "DROP"
 
     assert await read(client, order["id"]) == order
 
 
-async def test_an_event_for_an_unknown_order_is_dropped(client: httpx.AsyncClient) -> None:
-    assert await deliver(client, started("no-such-order")) == "DROP"
+async def test_an_event_for_an_unknown_order_is_dropped(sidecar: Sidecar, client: httpx.AsyncClient) -> None:
+    assert await deliver(sidecar, started("no-such-order")) == "DROP"
 
     assert (await client.get("/orders/no-such-order")).status_code == 404
 
 
 async def test_an_order_event_on_the_fulfillment_topic_is_dead_lettered_and_changes_nothing(
-    client: httpx.AsyncClient, order: dict[str, Any]
+    sidecar: Sidecar, client: httpx.AsyncClient, order: dict[str, Any]
 ) -> None:
     """An event of the contract, valid, but not a fulfillment event: it was published to the wrong topic."""
     created = {key: order[key] for key in ("customer", "items", "currency", "total", "created_at")}
@@ -160,32 +200,38 @@ async def test_an_order_event_on_the_fulfillment_topic_is_dead_lettered_and_chan
         "order.created.v1", {"order_id": order["id"], **created}, event_id=f"order.created.v1:{order['id']}"
     )
 
-    assert await deliver(client, event) == "DROP"
+    assert await deliver(sidecar, event) == "DROP"
 
     assert await read(client, order["id"]) == order
 
 
-@pytest.mark.anyio
 @pytest.mark.parametrize(
     "envelope",
     [
         {"specversion": "1.0", "source": "x", "type": "fulfillment.started.v1", "data": {}},  # no id
         {"specversion": "1.0", "id": "1", "source": "x", "type": "t", "time": "2026-11-24T01:00:00"},  # no offset
         ["not", "an", "object"],
+        "a string",
     ],
-    ids=["missing id", "time without offset", "not an object"],
+    ids=["missing id", "time without offset", "not an object", "a string"],
 )
-async def test_a_delivery_that_is_no_cloudevent_is_dropped_not_retried(
-    client: httpx.AsyncClient, envelope: Any
+async def test_an_entry_that_is_no_cloudevent_is_dropped_not_retried(
+    sidecar: Sidecar, client: httpx.AsyncClient, order: dict[str, Any], envelope: Any
 ) -> None:
-    response = await client.post(EVENTS, json=envelope, headers=SIDECAR_HEADERS)
+    assert await deliver_batch(sidecar, envelope, started(order["id"])) == ["DROP", "SUCCESS"]
 
-    assert response.status_code == 200  # any other status but 404 makes Dapr redeliver it forever
-    assert response.json() == {"status": "DROP"}
+    assert (await read(client, order["id"]))["status"] == "processing"
+
+
+async def test_a_body_that_is_no_bulk_delivery_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post(EVENTS, content=json.dumps(started("x")), headers=SIDECAR_HEADERS)
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
 
 
 async def test_fulfillment_attempt_failed_shows_the_error_and_the_next_attempt(
-    client: httpx.AsyncClient, order: dict[str, Any]
+    sidecar: Sidecar, client: httpx.AsyncClient, order: dict[str, Any]
 ) -> None:
     data = {
         "order_id": order["id"],
@@ -198,7 +244,7 @@ async def test_fulfillment_attempt_failed_shows_the_error_and_the_next_attempt(
         "fulfillment.attempt_failed.v1", data, event_id=f"fulfillment.attempt_failed.v1:{order['id']}:1"
     )
 
-    assert await deliver(client, event) == "SUCCESS"
+    assert await deliver(sidecar, event) == "SUCCESS"
 
     folded = await read(client, order["id"])
     assert folded["status"] == "processing"
@@ -237,9 +283,7 @@ async def test_a_delivery_without_the_sidecars_token_is_refused_and_changes_noth
     client: httpx.AsyncClient, order: dict[str, Any], headers: dict[str, Any]
 ) -> None:
     response = await client.post(
-        EVENTS,
-        content=json.dumps(started(order["id"])),
-        headers={"Content-Type": "application/cloudevents+json", **headers},
+        EVENTS, content=json.dumps(batch(started(order["id"]))), headers={"Content-Type": "application/json", **headers}
     )
 
     assert_unauthorized_problem(response, EVENTS)
@@ -290,3 +334,33 @@ def test_an_empty_token_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
     with pytest.raises(ValidationError, match="APP_API_TOKEN"):
         Settings()
+
+
+async def test_poison_is_put_on_the_dead_letter_topic_as_delivered_with_its_key_and_answered_success(
+    client: httpx.AsyncClient, dead_letters: FakeDeadLetters
+) -> None:
+    """Never DROP in a batch: Dapr 1.18.2 finds a dropped entry at the wrong index (service_runtime/dead_letters.py)."""
+    poison = cloud_event("fulfillment.teleported.v9", {"order_id": "o-1"})
+    delivery = batch(poison)
+    delivery["entries"][0]["metadata"] = {"__key": "o-1", "__partition": "3", "__offset": "17"}
+
+    response = await client.post(EVENTS, content=json.dumps(delivery), headers=SIDECAR_HEADERS)
+
+    assert response.json() == {"statuses": [{"entryId": "0", "status": "SUCCESS"}]}
+    [letter] = dead_letters.letters
+    assert letter.event == poison
+    assert letter.metadata["__key"] == "o-1"
+
+
+async def test_poison_the_broker_will_not_take_is_delivered_again(
+    client: httpx.AsyncClient, dead_letters: FakeDeadLetters, order: dict[str, Any]
+) -> None:
+    dead_letters.failing = ConnectionError("broker down")
+    poison = cloud_event("fulfillment.teleported.v9", {"order_id": order["id"]})
+
+    response = await client.post(
+        EVENTS, content=json.dumps(batch(poison, started(order["id"]))), headers=SIDECAR_HEADERS
+    )
+
+    assert [status["status"] for status in response.json()["statuses"]] == ["RETRY", "SUCCESS"]
+    assert dead_letters.letters == []

@@ -5,6 +5,7 @@ from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 
 from dapr.aio.clients import DaprClient
+from dapr.clients.grpc._request import BulkPublishEntry
 from order_contracts.cloudevents import CLOUDEVENTS_CONTENT_TYPE, envelope
 from order_contracts.events import EventData
 from order_contracts.names import PARTITION_KEY_METADATA
@@ -17,6 +18,11 @@ logger = logging.getLogger(__name__)
 class AbstractEventPublisher(ABC):
     @abstractmethod
     async def publish(self, event: EventData) -> None: ...
+
+    @abstractmethod
+    async def publish_many(self, events: list[EventData]) -> set[str]:
+        """Publish events of distinct orders in one call (their relative order is not kept); the order ids of
+        those the broker refused (all of them if the call failed)."""
 
     async def publish_owed(self, record: FulfillmentRecord, published: set[str]) -> None:
         """Publish the events the record owes before the change that owes them is committed, and forget those the
@@ -41,6 +47,24 @@ class DaprEventPublisher(AbstractEventPublisher):
         self._pubsub = pubsub
         self._topic = topic
         self._source = source
+
+    async def publish_many(self, events: list[EventData]) -> set[str]:
+        now = datetime.now(UTC)
+        entries = [
+            BulkPublishEntry(
+                envelope(event, source=self._source, time=now).model_dump_json(exclude_none=True),
+                metadata={PARTITION_KEY_METADATA: event.order_id},
+                content_type=CLOUDEVENTS_CONTENT_TYPE,
+                entry_id=event.order_id,
+            )
+            for event in events
+        ]
+        try:
+            response = await self._client.publish_events(self._pubsub, self._topic, entries)
+        except Exception as error:  # the broker is down or slow: every one of them is to be published again
+            logger.warning("bulk publish failed", extra={"events": len(events), "error": repr(error)})
+            return {event.order_id for event in events}
+        return {failed.entry_id for failed in response.failed_entries}
 
     async def publish(self, event: EventData) -> None:
         cloud_event = envelope(event, source=self._source, time=datetime.now(UTC))

@@ -18,7 +18,13 @@ from dapr.aio.clients import DaprClient
 from dapr.clients.exceptions import DaprInternalError
 from dapr.clients.grpc._request import TransactionalStateOperation
 from pydantic import BaseModel
-from service_runtime.dapr_state import StateWrite, insert_if_absent, is_etag_mismatch, write_atomically
+from service_runtime.dapr_state import (
+    StateWrite,
+    TransactionRefusedError,
+    insert_if_absent,
+    is_etag_mismatch,
+    write_atomically,
+)
 
 from fulfillment_service.domain import FulfillmentRecord
 
@@ -42,6 +48,10 @@ class StoredFulfillment:
 
 class ConcurrentUpdateError(Exception):
     """Somebody else wrote the record since it was read (ETag mismatch), or created it first: read it again."""
+
+
+class PickupsRefusedError(Exception):
+    """A record to be inserted exists already (the batch holds a redelivery): nothing of the batch was written."""
 
 
 class WorkIndexShard(BaseModel):
@@ -70,6 +80,11 @@ class AbstractFulfillmentStore(ABC):
         """Write the record if it still has `etag` (None: if it does not exist yet) and index it by
         `record.due_at(now)`, atomically; ConcurrentUpdateError otherwise. `indexed`: whether the version being
         replaced may be in the index (`StoredFulfillment.indexed`); when neither is, the index is left alone."""
+
+    @abstractmethod
+    async def insert_many(self, records: list[FulfillmentRecord], *, now: datetime) -> None:
+        """Insert the records (of distinct orders) and index each by `record.due_at(now)`, all or none, in one
+        transaction; PickupsRefusedError if any of them exists already."""
 
     @abstractmethod
     async def due(self, now: datetime, *, limit: int, first_shard: int = 0) -> list[str]:
@@ -162,6 +177,39 @@ class DaprFulfillmentStore(AbstractFulfillmentStore):
                 TransactionalStateOperation(shard_key(shard), index_json, shard_etag),
             ],
         )
+
+    async def insert_many(self, records: list[FulfillmentRecord], *, now: datetime) -> None:
+        """One bulk read of the shards the records fall in and one transaction (over HTTP, for insert-only); a
+        conflict on a shard (another writer) is retried, a record that exists already ends it."""
+        keys = sorted({shard_key(shard_of(record.order_id)) for record in records})
+        last_error: Exception | None = None
+        for _ in range(TRANSACTION_ATTEMPTS):
+            response = await self._client.get_bulk_state(self._store, keys)
+            shards = {
+                item.key: (WorkIndexShard.model_validate_json(item.data) if item.data else WorkIndexShard(), item.etag)
+                for item in response.items
+            }
+            for record in records:
+                due = record.due_at(now)
+                if due is not None:
+                    shards[shard_key(shard_of(record.order_id))][0].due[record.order_id] = due
+            writes = [StateWrite(record_key(record.order_id), record.model_dump_json(), insert_only=True)
+                      for record in records]  # fmt: skip
+            writes += [StateWrite(key, index.model_dump_json(), etag or None) for key, (index, etag) in shards.items()]
+            try:
+                await write_atomically(self._http, self._sidecar_url, self._store, writes)
+            except TransactionRefusedError as error:
+                last_error = error
+                existing = await self._client.get_bulk_state(
+                    self._store, [record_key(record.order_id) for record in records]
+                )
+                if any(item.data for item in existing.items):
+                    raise PickupsRefusedError(f"{len(records)} records") from error
+                logger.info("work index shard conflict, retrying", extra={"records": len(records)})
+                continue
+            return
+        assert last_error is not None
+        raise last_error
 
     async def due(self, now: datetime, *, limit: int, first_shard: int = 0) -> list[str]:
         due: list[tuple[datetime, str]] = []

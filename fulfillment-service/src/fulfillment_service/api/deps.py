@@ -5,6 +5,7 @@
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from service_runtime.dead_letters import AbstractDeadLetters
 from service_runtime.sidecar_token import is_sidecar_token, sidecar_token_header
 
 from fulfillment_service.config import Settings
@@ -22,6 +23,15 @@ async def get_settings(request: Request) -> Settings:
 
 
 FulfillmentHandlersDep = Annotated[FulfillmentHandlers, Depends(get_fulfillment_handlers)]
+
+
+async def get_dead_letters(request: Request) -> AbstractDeadLetters:
+    dead_letters: AbstractDeadLetters = request.app.state.dead_letters
+    return dead_letters
+
+
+DeadLettersDep = Annotated[AbstractDeadLetters, Depends(get_dead_letters)]
+"""Where poison in a bulk delivery goes (service_runtime/dead_letters.py: never answered DROP)."""
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

@@ -1,26 +1,40 @@
-"""Order events delivered by the sidecar: the subscription to order-events (routed by CloudEvent type) and its
-endpoints.
+"""Order events delivered by the sidecar: the bulk subscription to order-events and its endpoint.
 
-Only the sidecar may call them (app API token, api/deps.py). Events of the contract that this service does not
-handle go to a default route that acknowledges them (Dapr would otherwise send every event that matches no rule to
-the dead-letter topic). Poison (not a CloudEvent, a type the contract does not define, data that does not fit its
-type) is answered DROP: dead-lettered. No endpoint waits on the carrier: the shipping worker does that.
+The sidecar hands over batches of up to `bulk_max_events` events (order_contracts/dapr.py), in their partitions'
+order, to one path: routing rules would split a batch by event type, and the runtime calls the paths in no fixed
+order, so an order's cancellation could be handled before its creation. This endpoint dispatches by type itself,
+in order: each run of new orders is picked up together (one transaction, one publish), a cancellation on its own.
+An event of an order whose earlier event in the batch failed is not handled and is answered RETRY too, so the
+runtime redelivers both in their order.
+
+Only the sidecar may call it (app API token, api/deps.py). Events of the contract that this service does not handle
+are acknowledged. Poison (not a CloudEvent, a type the contract does not define, data that does not fit its type)
+is dead-lettered (by the app: service_runtime/dead_letters.py says why not by answering DROP). Nothing here waits on
+the carrier: the shipping worker does that.
 """
 
 import logging
 
-from fastapi import APIRouter, Request
-from order_contracts.cloudevents import UnknownEventTypeError, UnreadableEventError, parse_cloud_event, read_event
-from order_contracts.dapr import DeliveryAnswer, DeliveryStatus, Routes, Subscription, route_by_type
+from fastapi import APIRouter, HTTPException, Request, status
+from order_contracts.cloudevents import CloudEvent, UnknownEventTypeError, UnreadableEventError, read_event
+from order_contracts.dapr import (
+    BulkAnswer,
+    BulkDelivery,
+    BulkSubscribe,
+    DeliveryStatus,
+    Routes,
+    Subscription,
+)
 from order_contracts.events import EventData, OrderCancelled, OrderCreated
+from pydantic import ValidationError
+from service_runtime.dead_letters import answer
 
-from fulfillment_service.api.deps import FromSidecar, FulfillmentHandlersDep, SettingsDep
+from fulfillment_service.api.deps import DeadLettersDep, FromSidecar, FulfillmentHandlersDep, SettingsDep
+from fulfillment_service.handlers import FulfillmentHandlers
 
 logger = logging.getLogger(__name__)
 
-ORDER_CREATED_PATH = "/events/order-created"
-ORDER_CANCELLED_PATH = "/events/order-cancelled"
-OTHER_EVENTS_PATH = "/events/other"
+EVENTS_PATH = "/events/order-events"
 
 router = APIRouter(tags=["dapr"], dependencies=[FromSidecar])
 
@@ -31,48 +45,86 @@ async def subscriptions(settings: SettingsDep) -> list[Subscription]:
         Subscription(
             pubsubname=settings.pubsub,
             topic=settings.subscription_topic,
-            routes=Routes(
-                rules=[
-                    route_by_type(OrderCreated.event_type, ORDER_CREATED_PATH),
-                    route_by_type(OrderCancelled.event_type, ORDER_CANCELLED_PATH),
-                ],
-                default=OTHER_EVENTS_PATH,
-            ),
+            routes=Routes(default=EVENTS_PATH),
             dead_letter_topic=settings.dead_letter_topic,
+            bulk_subscribe=BulkSubscribe(
+                max_messages_count=settings.bulk_max_events, max_await_duration_ms=settings.bulk_max_wait_ms
+            ),
         )
     ]
 
 
-async def _read(request: Request) -> EventData | None:
+@router.post(EVENTS_PATH, summary="Pick up new orders and stop cancelled ones, a batch at a time (from the sidecar)")
+async def on_order_events(
+    request: Request, handlers: FulfillmentHandlersDep, dead_letters: DeadLettersDep
+) -> BulkAnswer:
+    # Read here, not as a body parameter: FastAPI would parse the body before the token check.
+    try:
+        delivery = BulkDelivery.model_validate_json(await request.body())
+    except ValidationError as error:  # not from a sidecar: a batch it sends always has this shape
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"not a bulk delivery: {error.error_count()}") from error
+    batch = _Batch(handlers)
+    for entry in delivery.entries:
+        await batch.handle(entry.entry_id, _read(entry.event))
+    await batch.pick_up_waiting()
+    return await answer(delivery, batch.statuses, dead_letters)
+
+
+class _Batch:
+    """The entries of one delivery, handled in order; new orders wait to be picked up together until an event of
+    another kind comes (or the batch ends)."""
+
+    def __init__(self, handlers: FulfillmentHandlers) -> None:
+        self._handlers = handlers
+        self.statuses: dict[str, DeliveryStatus] = {}
+        self._waiting: list[tuple[str, OrderCreated]] = []
+        self._failed_orders: set[str] = set()
+
+    async def handle(self, entry_id: str, event: EventData | None) -> None:
+        if event is None:
+            self.statuses[entry_id] = DeliveryStatus.DROP
+        elif isinstance(event, OrderCreated):
+            self._waiting.append((entry_id, event))
+        else:
+            await self.pick_up_waiting()
+            if event.order_id in self._failed_orders:
+                self.statuses[entry_id] = DeliveryStatus.RETRY
+            elif isinstance(event, OrderCancelled):
+                await self._cancel(entry_id, event)
+            else:  # an event of the contract this service has no use for
+                self.statuses[entry_id] = DeliveryStatus.SUCCESS
+
+    async def pick_up_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        if not waiting:
+            return
+        picked_up = await self._handlers.pick_up_many(
+            [order for _, order in waiting if order.order_id not in self._failed_orders]
+        )
+        for entry_id, order in waiting:
+            if order.order_id in picked_up:
+                self.statuses[entry_id] = DeliveryStatus.SUCCESS
+            else:
+                self._failed_orders.add(order.order_id)
+                self.statuses[entry_id] = DeliveryStatus.RETRY
+
+    async def _cancel(self, entry_id: str, cancellation: OrderCancelled) -> None:
+        try:
+            await self._handlers.cancel(cancellation)
+        except Exception:  # the state store or the broker: delivered again, with whatever of its order follows
+            logger.exception("cancel failed", extra={"order_id": cancellation.order_id})
+            self._failed_orders.add(cancellation.order_id)
+            self.statuses[entry_id] = DeliveryStatus.RETRY
+        else:
+            self.statuses[entry_id] = DeliveryStatus.SUCCESS
+
+
+def _read(delivered: object) -> EventData | None:
     """The delivered event, or None for poison (logged)."""
     try:
-        return read_event(parse_cloud_event(await request.body()))
+        return read_event(CloudEvent.model_validate(delivered))
+    except ValidationError as error:
+        logger.warning("dropping undecodable delivery", extra={"reason": f"not a CloudEvent: {error.error_count()}"})
     except (UnreadableEventError, UnknownEventTypeError) as error:
         logger.warning("dropping unreadable event", extra={"reason": str(error)})
-        return None
-
-
-@router.post(ORDER_CREATED_PATH, summary="Pick a new order up (called by the sidecar)")
-async def on_order_created(request: Request, handlers: FulfillmentHandlersDep) -> DeliveryAnswer:
-    event = await _read(request)
-    if not isinstance(event, OrderCreated):
-        return DeliveryAnswer(status=DeliveryStatus.DROP)
-    await handlers.pick_up(event)  # an error (state store or broker down) answers 500: Dapr redelivers
-    return DeliveryAnswer(status=DeliveryStatus.SUCCESS)
-
-
-@router.post(ORDER_CANCELLED_PATH, summary="Stop fulfilling a cancelled order (called by the sidecar)")
-async def on_order_cancelled(request: Request, handlers: FulfillmentHandlersDep) -> DeliveryAnswer:
-    event = await _read(request)
-    if not isinstance(event, OrderCancelled):
-        return DeliveryAnswer(status=DeliveryStatus.DROP)
-    await handlers.cancel(event)
-    return DeliveryAnswer(status=DeliveryStatus.SUCCESS)
-
-
-@router.post(OTHER_EVENTS_PATH, summary="Acknowledge events this service does not handle (called by the sidecar)")
-async def on_other_event(request: Request) -> DeliveryAnswer:
-    """The default route: events of the contract that this service has no use for are acknowledged; anything that
-    is not an event of the contract at all (poison, or a type newer than this build) is dead-lettered."""
-    event = await _read(request)
-    return DeliveryAnswer(status=DeliveryStatus.DROP if event is None else DeliveryStatus.SUCCESS)
+    return None

@@ -30,9 +30,23 @@ class ConcurrentUpdateError(Exception):
     """Somebody else changed the order since it was read (ETag mismatch): read again and retry."""
 
 
+class BatchRefusedError(Exception):
+    """A transaction over several orders was refused, so none of them was written: one of them changed since it was
+    read, or the store failed. The caller tells which by writing them one at a time."""
+
+
 class AbstractOrderRepository(ABC):
     @abstractmethod
     async def get(self, order_id: str) -> StoredOrder | None: ...
+
+    @abstractmethod
+    async def get_many(self, order_ids: list[str]) -> dict[str, StoredOrder]:
+        """The stored ones among these orders, in one read."""
+
+    @abstractmethod
+    async def update_many(self, orders: list[StoredOrder]) -> None:
+        """Replace each order if it still has its ETag, all or none, in one transaction (no events owed);
+        BatchRefusedError if any of them changed since it was read."""
 
     @abstractmethod
     async def add(self, order: Order, owed: list[OutboxEntry], *, id_is_fresh: bool) -> None:
@@ -56,6 +70,24 @@ class DaprOrderRepository(AbstractOrderRepository):
         if not response.data:
             return None
         return StoredOrder(order=Order.model_validate_json(response.data), etag=response.etag)
+
+    async def get_many(self, order_ids: list[str]) -> dict[str, StoredOrder]:
+        response = await self._client.get_bulk_state(self._store, order_ids)
+        return {
+            item.key: StoredOrder(order=Order.model_validate_json(item.data), etag=item.etag)
+            for item in response.items
+            if item.data
+        }
+
+    async def update_many(self, orders: list[StoredOrder]) -> None:
+        operations = [
+            TransactionalStateOperation(stored.order.id, stored.order.model_dump_json(), etag=stored.etag)
+            for stored in orders
+        ]
+        try:
+            await self._client.execute_state_transaction(self._store, operations)
+        except Exception as error:  # the SDK raises bare gRPC errors here; an ETag conflict reads like any other
+            raise BatchRefusedError(f"{len(orders)} orders: {error}") from error
 
     async def add(self, order: Order, owed: list[OutboxEntry], *, id_is_fresh: bool) -> None:
         # The one way to meet a taken id is an idempotency-key takeover racing the request it takes over from.

@@ -6,6 +6,7 @@ that a call comes from the Dapr sidecar."""
 from typing import Annotated
 
 from fastapi import Depends, Request
+from service_runtime.dead_letters import AbstractDeadLetters
 from service_runtime.sidecar_token import APP_API_TOKEN_HEADER, is_sidecar_token, sidecar_token_header
 
 from order_service.api.problems import ProblemError, status_title
@@ -19,6 +20,15 @@ async def get_order_handlers(request: Request) -> OrderHandlers:
 
 
 OrderHandlersDep = Annotated[OrderHandlers, Depends(get_order_handlers)]
+
+
+async def get_dead_letters(request: Request) -> AbstractDeadLetters:
+    dead_letters: AbstractDeadLetters = request.app.state.dead_letters
+    return dead_letters
+
+
+DeadLettersDep = Annotated[AbstractDeadLetters, Depends(get_dead_letters)]
+"""Where poison in a bulk delivery goes (service_runtime/dead_letters.py: never answered DROP)."""
 
 
 async def require_sidecar(request: Request, token: Annotated[str | None, Depends(sidecar_token_header)]) -> None:
