@@ -12,7 +12,7 @@ from devstack.layout import KAFKA_PORT, LOOPBACK, Layout
 from devstack.processes import ManagedProcess, start, wait_until
 
 BOOTSTRAP_SERVERS = f"{LOOPBACK}:{KAFKA_PORT}"
-HEAP = ["-Xms256m", "-Xmx512m"]
+HEAP = ["-Xms256m", "-Xmx512m", "-XX:+UseSerialGC"]
 
 TOPICS = {"order-events": 6, "order-events-dlq": 6, "fulfillment-events": 6, "fulfillment-events-dlq": 6}
 """Topics and partition counts. One order's events share a key (the order id), hence a partition and an order."""
