@@ -22,9 +22,7 @@ from fulfillment_service.adapters.fulfillments import (
     shard_of,
 )
 from fulfillment_service.domain import FulfillmentRecord, FulfillmentStatus, Shipment
-from order_contracts.dapr import BulkEntry
 from order_contracts.events import Address, Customer, EventData, LineItem, OrderCancelled, OrderCreated
-from service_runtime.dead_letters import AbstractDeadLetters
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -247,16 +245,3 @@ async def eventually(condition: Callable[[], bool], *, within: float = 5.0, what
                 await asyncio.sleep(0.001)
     except TimeoutError:
         raise AssertionError(f"not within {within} s: {what or condition}") from None
-
-
-class FakeDeadLetters(AbstractDeadLetters):
-    """Records what the app put on the dead-letter topic; `failing` makes the broker refuse."""
-
-    def __init__(self) -> None:
-        self.letters: list[BulkEntry] = []
-        self.failing: Exception | None = None
-
-    async def put(self, entry: BulkEntry) -> None:
-        if self.failing is not None:
-            raise self.failing
-        self.letters.append(entry)

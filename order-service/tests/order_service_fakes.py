@@ -4,7 +4,6 @@ import itertools
 from collections.abc import AsyncIterator, Callable
 
 from order_contracts.cloudevents import parse_cloud_event, read_event
-from order_contracts.dapr import BulkEntry
 from order_contracts.events import EventData
 from order_service.adapters.events import AbstractEventPublisher
 from order_service.adapters.idempotency import AbstractIdempotencyKeys, IdempotencyRecord
@@ -18,7 +17,6 @@ from order_service.adapters.orders import (
 from order_service.adapters.outbox import AbstractOutbox, OutboxEntry, OwedPage, shard_of
 from order_service.adapters.readiness import Readiness
 from order_service.domain import Order
-from service_runtime.dead_letters import AbstractDeadLetters
 
 SIDECAR_TOKEN = "test-app-api-token"
 """The APP_API_TOKEN the test apps are configured with."""
@@ -144,16 +142,3 @@ class FakeReadiness:
             events_owed=0,
             last_publish_error=None,
         )
-
-
-class FakeDeadLetters(AbstractDeadLetters):
-    """Records what the app put on the dead-letter topic; `failing` makes the broker refuse."""
-
-    def __init__(self) -> None:
-        self.letters: list[BulkEntry] = []
-        self.failing: Exception | None = None
-
-    async def put(self, entry: BulkEntry) -> None:
-        if self.failing is not None:
-            raise self.failing
-        self.letters.append(entry)

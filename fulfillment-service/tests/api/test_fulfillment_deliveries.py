@@ -7,7 +7,6 @@ keeps the handlers set here.
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +19,6 @@ from fulfillment_fakes import (
     T0,
     WEBHOOK_SECRET,
     FakeClock,
-    FakeDeadLetters,
     FakeEventPublisher,
     FakeFulfillmentStore,
     RecordingWaker,
@@ -32,6 +30,7 @@ from fulfillment_service.domain import FulfillmentRecord, FulfillmentStatus, Shi
 from fulfillment_service.handlers import FulfillmentHandlers
 from fulfillment_service.main import create_app
 from order_contracts.events import FulfillmentDelivered, FulfillmentStarted
+from service_runtime.bulk_testing import BulkSidecar, FakeDeadLetters, bulk_delivery
 
 pytestmark = pytest.mark.anyio
 
@@ -71,17 +70,9 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@dataclass(frozen=True)
-class Sidecar:
-    """What a delivery goes through: the app (in process) and the dead-letter topic it may put entries on."""
-
-    client: httpx.AsyncClient
-    dead_letters: FakeDeadLetters
-
-
 @pytest.fixture
-def sidecar(client: httpx.AsyncClient, dead_letters: FakeDeadLetters) -> Sidecar:
-    return Sidecar(client, dead_letters)
+def sidecar(client: httpx.AsyncClient, dead_letters: FakeDeadLetters) -> BulkSidecar:
+    return BulkSidecar(client, EVENTS, "order-events", SIDECAR_HEADERS, dead_letters)
 
 
 def cloud_event(event_type: str, data: Any) -> dict[str, Any]:
@@ -109,38 +100,7 @@ def cancelled(order_id: str = "order-1") -> dict[str, Any]:
 
 
 def batch(*events: object) -> dict[str, Any]:
-    """A bulk delivery as the sidecar sends it: entry ids are the events' positions in the batch."""
-    return {
-        "id": "batch-1",
-        "type": "com.dapr.event.sent.bulk",
-        "topic": "order-events",
-        "pubsubname": "order-pubsub",
-        "metadata": {},
-        "entries": [
-            {"entryId": str(index), "event": event, "contentType": "application/cloudevents+json", "metadata": {}}
-            for index, event in enumerate(events)
-        ],
-    }
-
-
-async def deliver_batch(sidecar: Sidecar, *events: object) -> list[str]:
-    """Deliver the events in one batch as the sidecar does; the status of each, by position: the app's answer, or DROP
-    for an entry the app dead-lettered (it answers those SUCCESS: service_runtime/dead_letters.py)."""
-    client = sidecar.client
-    already = len(sidecar.dead_letters.letters)
-    headers = {**JSON_HEADERS, **SIDECAR_HEADERS}
-    response = await client.post(EVENTS, content=json.dumps(batch(*events)), headers=headers)
-    assert response.status_code == 200, response.text
-    statuses = response.json()["statuses"]
-    assert [status["entryId"] for status in statuses] == [str(index) for index in range(len(events))]
-    dead_lettered = {letter.entry_id for letter in sidecar.dead_letters.letters[already:]}
-    return ["DROP" if status["entryId"] in dead_lettered else status["status"] for status in statuses]
-
-
-async def deliver(sidecar: Sidecar, event: object) -> str:
-    """Deliver one event, alone in its batch; the status the app answers it with."""
-    [status] = await deliver_batch(sidecar, event)
-    return status
+    return bulk_delivery("order-events", *events)
 
 
 async def store_shipped(store: FakeFulfillmentStore, order_id: str = "order-1") -> None:
@@ -224,13 +184,13 @@ async def test_the_subscription_is_on_the_topics_the_app_was_configured_with() -
 
 
 async def test_a_new_order_is_picked_up_and_acknowledged_without_waiting_for_the_carrier(
-    sidecar: Sidecar,
+    sidecar: BulkSidecar,
     client: httpx.AsyncClient,
     store: FakeFulfillmentStore,
     publisher: FakeEventPublisher,
     wakes: RecordingWaker,
 ) -> None:
-    assert await deliver(sidecar, created()) == "SUCCESS"
+    assert await sidecar.deliver(created()) == "SUCCESS"
 
     assert store.record("order-1").status is FulfillmentStatus.PENDING
     assert "order-1" in store.index
@@ -239,29 +199,29 @@ async def test_a_new_order_is_picked_up_and_acknowledged_without_waiting_for_the
 
 
 async def test_a_redelivered_order_is_acknowledged_and_picked_up_once(
-    sidecar: Sidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore, wakes: RecordingWaker
+    sidecar: BulkSidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore, wakes: RecordingWaker
 ) -> None:
-    assert await deliver(sidecar, created()) == "SUCCESS"
-    assert await deliver(sidecar, created()) == "SUCCESS"
+    assert await sidecar.deliver(created()) == "SUCCESS"
+    assert await sidecar.deliver(created()) == "SUCCESS"
 
     assert len(store.writes["order-1"]) == 1
     assert wakes.order_ids == ["order-1"]
 
 
 async def test_a_cancellation_is_routed_to_the_order_it_cancels(
-    sidecar: Sidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore
+    sidecar: BulkSidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore
 ) -> None:
-    assert await deliver(sidecar, created()) == "SUCCESS"
+    assert await sidecar.deliver(created()) == "SUCCESS"
 
-    assert await deliver(sidecar, cancelled()) == "SUCCESS"
+    assert await sidecar.deliver(cancelled()) == "SUCCESS"
 
     assert store.record("order-1").status is FulfillmentStatus.CANCELLED
 
 
 async def test_a_cancellation_of_an_order_never_picked_up_is_acknowledged(
-    sidecar: Sidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore
+    sidecar: BulkSidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore
 ) -> None:
-    assert await deliver(sidecar, cancelled("order-unknown")) == "SUCCESS"
+    assert await sidecar.deliver(cancelled("order-unknown")) == "SUCCESS"
 
     assert not store.has("order-unknown")
 
@@ -286,20 +246,20 @@ async def test_a_cancellation_of_an_order_never_picked_up_is_acknowledged(
     ],
 )
 async def test_poison_is_dead_lettered(
-    sidecar: Sidecar,
+    sidecar: BulkSidecar,
     client: httpx.AsyncClient,
     store: FakeFulfillmentStore,
     publisher: FakeEventPublisher,
     body: object,
 ) -> None:
-    assert await deliver(sidecar, body) == "DROP"
+    assert await sidecar.deliver(body) == "DROP"
 
     assert not store.has("order-1")
     assert publisher.published == []
 
 
 async def test_a_batch_of_new_orders_is_picked_up_in_one_transaction_and_announced_in_one_publish(
-    sidecar: Sidecar,
+    sidecar: BulkSidecar,
     client: httpx.AsyncClient,
     store: FakeFulfillmentStore,
     publisher: FakeEventPublisher,
@@ -315,7 +275,7 @@ async def test_a_batch_of_new_orders_is_picked_up_in_one_transaction_and_announc
 
     store.insert_many = counted  # type: ignore[method-assign]
 
-    assert await deliver_batch(sidecar, *(created(order_id) for order_id in ids)) == ["SUCCESS"] * 50
+    assert await sidecar.deliver_batch(*(created(order_id) for order_id in ids)) == ["SUCCESS"] * 50
 
     assert inserts == [50]
     assert all(store.record(order_id).status is FulfillmentStatus.PENDING for order_id in ids)
@@ -324,11 +284,11 @@ async def test_a_batch_of_new_orders_is_picked_up_in_one_transaction_and_announc
 
 
 async def test_a_batch_that_holds_an_order_picked_up_before_picks_each_up_once(
-    sidecar: Sidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore, publisher: FakeEventPublisher
+    sidecar: BulkSidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore, publisher: FakeEventPublisher
 ) -> None:
-    assert await deliver(sidecar, created("order-1")) == "SUCCESS"
+    assert await sidecar.deliver(created("order-1")) == "SUCCESS"
 
-    assert await deliver_batch(sidecar, created("order-2"), created("order-1"), created("order-3")) == ["SUCCESS"] * 3
+    assert await sidecar.deliver_batch(created("order-2"), created("order-1"), created("order-3")) == ["SUCCESS"] * 3
 
     assert {order_id: len(store.writes[order_id]) for order_id in store.writes} == {
         "order-1": 1, "order-2": 1, "order-3": 1
@@ -338,9 +298,9 @@ async def test_a_batch_that_holds_an_order_picked_up_before_picks_each_up_once(
 
 
 async def test_a_cancellation_after_its_order_in_the_same_batch_is_handled_after_the_pickup(
-    sidecar: Sidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore
+    sidecar: BulkSidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore
 ) -> None:
-    statuses = await deliver_batch(sidecar, created("order-1"), created("order-2"), cancelled("order-1"))
+    statuses = await sidecar.deliver_batch(created("order-1"), created("order-2"), cancelled("order-1"))
 
     assert statuses == ["SUCCESS"] * 3
     assert store.record("order-1").status is FulfillmentStatus.CANCELLED
@@ -348,17 +308,17 @@ async def test_a_cancellation_after_its_order_in_the_same_batch_is_handled_after
 
 
 async def test_when_a_pickup_cannot_be_announced_it_and_its_orders_later_events_are_delivered_again(
-    sidecar: Sidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore, publisher: FakeEventPublisher
+    sidecar: BulkSidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore, publisher: FakeEventPublisher
 ) -> None:
     """A cancellation must never be handled before the pickup it follows: both are answered RETRY."""
     publisher.failing = ConnectionError("broker down")
 
-    statuses = await deliver_batch(sidecar, created("order-1"), cancelled("order-1"))
+    statuses = await sidecar.deliver_batch(created("order-1"), cancelled("order-1"))
 
     assert statuses == ["RETRY", "RETRY"]
     assert store.record("order-1").status is FulfillmentStatus.PENDING  # the work is safe; the cancel waits
     publisher.failing = None
-    assert await deliver_batch(sidecar, created("order-1"), cancelled("order-1")) == ["SUCCESS", "SUCCESS"]
+    assert await sidecar.deliver_batch(created("order-1"), cancelled("order-1")) == ["SUCCESS", "SUCCESS"]
     assert store.record("order-1").status is FulfillmentStatus.CANCELLED
 
 
@@ -380,9 +340,9 @@ async def test_a_body_that_is_no_bulk_delivery_is_refused(client: httpx.AsyncCli
     ids=["fulfillment.started.v1", "fulfillment.delivered.v1"],
 )
 async def test_contract_events_this_service_does_not_handle_are_acknowledged(
-    sidecar: Sidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore, event: dict[str, Any]
+    sidecar: BulkSidecar, client: httpx.AsyncClient, store: FakeFulfillmentStore, event: dict[str, Any]
 ) -> None:
-    assert await deliver(sidecar, event) == "SUCCESS"
+    assert await sidecar.deliver(event) == "SUCCESS"
 
     assert not store.has("order-1")
 

@@ -15,13 +15,13 @@ from order_service.handlers import OrderHandlers
 from order_service.main import create_app
 from order_service_fakes import (
     SIDECAR_TOKEN,
-    FakeDeadLetters,
     FakeEventPublisher,
     FakeIdempotencyKeys,
     FakeOrderRepository,
     FakeReadiness,
     relay_at_once,
 )
+from service_runtime.bulk_testing import FakeDeadLetters
 
 
 @pytest.fixture

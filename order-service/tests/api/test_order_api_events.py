@@ -2,7 +2,6 @@
 only the sidecar may call (it sends the `dapr-api-token` header)."""
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -10,8 +9,9 @@ import pytest
 from order_service.config import Settings
 from order_service.handlers import OrderHandlers
 from order_service.main import create_app
-from order_service_fakes import SIDECAR_HEADERS, SIDECAR_TOKEN, FakeDeadLetters, FakeReadiness
+from order_service_fakes import SIDECAR_HEADERS, SIDECAR_TOKEN, FakeReadiness
 from pydantic import ValidationError
+from service_runtime.bulk_testing import BulkSidecar, FakeDeadLetters, bulk_delivery
 
 pytestmark = pytest.mark.anyio
 
@@ -19,17 +19,9 @@ EVENTS = "/events/fulfillment-events"
 PICKED_UP_AT = "2025-06-01T12:00:00Z"
 
 
-@dataclass(frozen=True)
-class Sidecar:
-    """What a delivery goes through: the app (in process) and the dead-letter topic it may put entries on."""
-
-    client: httpx.AsyncClient
-    dead_letters: FakeDeadLetters
-
-
 @pytest.fixture
-def sidecar(client: httpx.AsyncClient, dead_letters: FakeDeadLetters) -> Sidecar:
-    return Sidecar(client, dead_letters)
+def sidecar(client: httpx.AsyncClient, dead_letters: FakeDeadLetters) -> BulkSidecar:
+    return BulkSidecar(client, EVENTS, "fulfillment-events", SIDECAR_HEADERS, dead_letters)
 
 
 def cloud_event(event_type: str, data: Any, *, event_id: str = "ce-1") -> dict[str, Any]:
@@ -51,41 +43,8 @@ def started(order_id: str) -> dict[str, Any]:
     return cloud_event("fulfillment.started.v1", {"order_id": order_id, "picked_up_at": PICKED_UP_AT})
 
 
-def batch(*events: Any) -> dict[str, Any]:
-    """A bulk delivery as the sidecar sends it: entry ids are the events' positions in the batch."""
-    return {
-        "id": "batch-1",
-        "type": "com.dapr.event.sent.bulk",
-        "topic": "fulfillment-events",
-        "pubsubname": "order-pubsub",
-        "metadata": {},
-        "entries": [
-            {"entryId": str(index), "event": event, "contentType": "application/cloudevents+json", "metadata": {}}
-            for index, event in enumerate(events)
-        ],
-    }
-
-
-async def deliver_batch(sidecar: Sidecar, *events: Any) -> list[str]:
-    """Deliver the events in one batch as the sidecar does; the status of each, by position: the app's answer, or DROP
-    for an entry the app dead-lettered (it answers those SUCCESS: service_runtime/dead_letters.py)."""
-    client = sidecar.client
-    already = len(sidecar.dead_letters.letters)
-    response = await client.post(
-        EVENTS, content=json.dumps(batch(*events)), headers={"Content-Type": "application/json", **SIDECAR_HEADERS}
-    )
-    assert response.status_code == 200, response.text
-    answer: dict[str, Any] = response.json()
-    assert set(answer) == {"statuses"}
-    assert [status["entryId"] for status in answer["statuses"]] == [str(index) for index in range(len(events))]
-    dead_lettered = {letter.entry_id for letter in sidecar.dead_letters.letters[already:]}
-    return ["DROP" if status["entryId"] in dead_lettered else status["status"] for status in answer["statuses"]]
-
-
-async def deliver(sidecar: Sidecar, event: Any) -> str:
-    """Deliver one event, alone in its batch; the status the app answers it with."""
-    [status] = await deliver_batch(sidecar, event)
-    return status
+def batch(*events: object) -> dict[str, Any]:
+    return bulk_delivery("fulfillment-events", *events)
 
 
 async def read(client: httpx.AsyncClient, order_id: str) -> dict[str, Any]:
@@ -132,9 +91,9 @@ async def test_the_subscription_is_on_the_pubsub_and_topics_the_app_was_configur
 
 
 async def test_fulfillment_started_moves_the_order_to_processing(
-    sidecar: Sidecar, client: httpx.AsyncClient, order: dict[str, Any]
+    sidecar: BulkSidecar, client: httpx.AsyncClient, order: dict[str, Any]
 ) -> None:
-    assert await deliver(sidecar, started(order["id"])) == "SUCCESS"
+    assert await sidecar.deliver(started(order["id"])) == "SUCCESS"
 
     folded = await read(client, order["id"])
     assert folded["status"] == "processing"
@@ -143,22 +102,22 @@ async def test_fulfillment_started_moves_the_order_to_processing(
 
 
 async def test_the_same_event_delivered_again_succeeds_and_changes_nothing(
-    sidecar: Sidecar, client: httpx.AsyncClient, order: dict[str, Any]
+    sidecar: BulkSidecar, client: httpx.AsyncClient, order: dict[str, Any]
 ) -> None:
-    assert await deliver(sidecar, started(order["id"])) == "SUCCESS"
+    assert await sidecar.deliver(started(order["id"])) == "SUCCESS"
     once = await read(client, order["id"])
 
-    assert await deliver(sidecar, started(order["id"])) == "SUCCESS"
+    assert await sidecar.deliver(started(order["id"])) == "SUCCESS"
 
     assert await read(client, order["id"]) == once
 
 
 async def test_an_event_of_a_type_outside_the_contract_is_dead_lettered_and_changes_nothing(
-    sidecar: Sidecar, client: httpx.AsyncClient, order: dict[str, Any]
+    sidecar: BulkSidecar, client: httpx.AsyncClient, order: dict[str, Any]
 ) -> None:
     event = cloud_event("fulfillment.teleported.v9", {"order_id": order["id"], "at": PICKED_UP_AT})
 
-    assert await deliver(sidecar, event) == "DROP"
+    assert await sidecar.deliver(event) == "DROP"
 
     assert await read(client, order["id"]) == order
 
@@ -175,24 +134,24 @@ async def test_an_event_of_a_type_outside_the_contract_is_dead_lettered_and_chan
     ],
 )
 async def test_unreadable_data_of_a_known_type_is_dropped(
-    sidecar: Sidecar, client: httpx.AsyncClient, order: dict[str, Any], data: Any
+    sidecar: BulkSidecar, client: httpx.AsyncClient, order: dict[str, Any], data: Any
 ) -> None:
     if isinstance(data, dict) and data.get("order_id") == "ORDER":
         data = {**data, "order_id": order["id"]}
 
-    assert await deliver(sidecar, cloud_event("fulfillment.started.v1", data)) == "DROP"
+    assert await sidecar.deliver(cloud_event("fulfillment.started.v1", data)) == "DROP"
 
     assert await read(client, order["id"]) == order
 
 
-async def test_an_event_for_an_unknown_order_is_dropped(sidecar: Sidecar, client: httpx.AsyncClient) -> None:
-    assert await deliver(sidecar, started("no-such-order")) == "DROP"
+async def test_an_event_for_an_unknown_order_is_dropped(sidecar: BulkSidecar, client: httpx.AsyncClient) -> None:
+    assert await sidecar.deliver(started("no-such-order")) == "DROP"
 
     assert (await client.get("/orders/no-such-order")).status_code == 404
 
 
 async def test_an_order_event_on_the_fulfillment_topic_is_dead_lettered_and_changes_nothing(
-    sidecar: Sidecar, client: httpx.AsyncClient, order: dict[str, Any]
+    sidecar: BulkSidecar, client: httpx.AsyncClient, order: dict[str, Any]
 ) -> None:
     """An event of the contract, valid, but not a fulfillment event: it was published to the wrong topic."""
     created = {key: order[key] for key in ("customer", "items", "currency", "total", "created_at")}
@@ -200,7 +159,7 @@ async def test_an_order_event_on_the_fulfillment_topic_is_dead_lettered_and_chan
         "order.created.v1", {"order_id": order["id"], **created}, event_id=f"order.created.v1:{order['id']}"
     )
 
-    assert await deliver(sidecar, event) == "DROP"
+    assert await sidecar.deliver(event) == "DROP"
 
     assert await read(client, order["id"]) == order
 
@@ -216,9 +175,9 @@ async def test_an_order_event_on_the_fulfillment_topic_is_dead_lettered_and_chan
     ids=["missing id", "time without offset", "not an object", "a string"],
 )
 async def test_an_entry_that_is_no_cloudevent_is_dropped_not_retried(
-    sidecar: Sidecar, client: httpx.AsyncClient, order: dict[str, Any], envelope: Any
+    sidecar: BulkSidecar, client: httpx.AsyncClient, order: dict[str, Any], envelope: Any
 ) -> None:
-    assert await deliver_batch(sidecar, envelope, started(order["id"])) == ["DROP", "SUCCESS"]
+    assert await sidecar.deliver_batch(envelope, started(order["id"])) == ["DROP", "SUCCESS"]
 
     assert (await read(client, order["id"]))["status"] == "processing"
 
@@ -231,7 +190,7 @@ async def test_a_body_that_is_no_bulk_delivery_is_refused(client: httpx.AsyncCli
 
 
 async def test_fulfillment_attempt_failed_shows_the_error_and_the_next_attempt(
-    sidecar: Sidecar, client: httpx.AsyncClient, order: dict[str, Any]
+    sidecar: BulkSidecar, client: httpx.AsyncClient, order: dict[str, Any]
 ) -> None:
     data = {
         "order_id": order["id"],
@@ -244,7 +203,7 @@ async def test_fulfillment_attempt_failed_shows_the_error_and_the_next_attempt(
         "fulfillment.attempt_failed.v1", data, event_id=f"fulfillment.attempt_failed.v1:{order['id']}:1"
     )
 
-    assert await deliver(sidecar, event) == "SUCCESS"
+    assert await sidecar.deliver(event) == "SUCCESS"
 
     folded = await read(client, order["id"])
     assert folded["status"] == "processing"
