@@ -8,7 +8,9 @@ start-up check that refuses a store without rollback. Redis lacks two of them: t
 it (strict: they start failing the suite the day Dapr's Redis store gains them).
 """
 
+import asyncio
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -27,7 +29,11 @@ from devstack.stack import ports_in_use
 from devstack.state_stores import STATE_STORE_KINDS, StateStoreKind, component_files, start_server
 from fulfillment_service.adapters.fulfillments import ConcurrentUpdateError, DaprFulfillmentStore
 from fulfillment_service.domain import FulfillmentRecord
-from order_contracts.events import OrderCreated
+from order_contracts.events import Customer, LineItem, OrderCreated
+from order_service.adapters.idempotency import DaprIdempotencyKeys
+from order_service.adapters.orders import GROUP_COMMIT_MAX_ORDERS, DaprOrderRepository
+from order_service.adapters.outbox import DaprOutbox
+from order_service.handlers import CreateOrder, OrderHandlers
 from service_runtime.dapr_state import (
     StateStoreUnfitError,
     StateWrite,
@@ -135,6 +141,15 @@ def expect_to_fail_on_redis(
     """Mark the running test as expected to fail, for the reason `shortfall` gives, when the store is Redis."""
     if bare_sidecar.kind == "redis":
         request.applymarker(shortfall)
+
+
+def successful_transactions() -> int:
+    """Transactions the probe's sidecar has run on the store, by its own metrics."""
+    metrics = httpx.get(f"http://{LOOPBACK}:{SIDECAR_METRICS_PORT}/metrics", timeout=5).text
+    counted = re.search(
+        r'^dapr_component_state_count\{[^}]*operation="transaction"[^}]*success="true"[^}]*\} (\S+)$', metrics, re.M
+    )
+    return int(float(counted.group(1))) if counted else 0
 
 
 def fresh_key(what: str) -> str:
@@ -277,3 +292,37 @@ async def test_the_services_start_up_check_refuses_only_a_store_without_rollback
             await check_transactions_roll_back(dapr, STORE)
     else:
         await check_transactions_roll_back(dapr, STORE)
+
+
+async def test_new_orders_that_arrive_together_are_committed_together_each_stored_and_owed_once(
+    dapr: DaprClient,
+) -> None:
+    """Group commit (adapters/orders.py): creates that arrive while a transaction is with the sidecar go in the
+    next one, so a burst costs a few transactions, and each order is stored with its event owed in its shard."""
+    outbox = DaprOutbox(dapr, STORE)
+    await outbox.create_shards()
+    handlers = OrderHandlers(
+        orders=DaprOrderRepository(dapr, STORE, outbox),
+        idempotency_keys=DaprIdempotencyKeys(dapr, STORE, ttl_seconds=60),
+    )
+    command = CreateOrder(
+        customer=Customer.model_validate(VALID_ORDER["customer"]),
+        items=[LineItem(sku=item["sku"], quantity=item["quantity"], unit_price=item["unit_price"])
+               for item in VALID_ORDER["items"]],
+        currency=VALID_ORDER["currency"],
+        minor_units=2,
+    )  # fmt: skip
+    burst = 3 * GROUP_COMMIT_MAX_ORDERS
+    transactions_before = successful_transactions()
+
+    created = await asyncio.gather(*(handlers.create_order(command) for _ in range(burst)))
+
+    transactions = successful_transactions() - transactions_before
+    order_ids = {result.order.id for result in created}
+    stored = await handlers.orders.get_many(sorted(order_ids))
+    owed_for = [entry.partition_key async for page in outbox.owed(page_size=256) for entry in page.entries
+                if entry.partition_key in order_ids]  # fmt: skip
+    assert len(order_ids) == burst
+    assert set(stored) == order_ids
+    assert sorted(owed_for) == sorted(order_ids)
+    assert 3 <= transactions <= 2 + burst // GROUP_COMMIT_MAX_ORDERS, transactions

@@ -102,18 +102,25 @@ class DaprOutbox(AbstractOutbox):
         for shard in range(SHARD_COUNT):
             await insert_if_absent(self._client, self._store, shard_key(shard), empty)
 
-    async def enlist(self, entry: OutboxEntry) -> list[TransactionalStateOperation]:
-        """The operations that record `entry` as owed, to run in the caller's transaction: a read-modify-write of
-        its order's shard, with the ETag just read. A concurrent change to that shard fails the transaction; the
-        caller enlists again."""
-        shard = shard_of(entry.partition_key)
-        response = await self._client.get_state(self._store, shard_key(shard))
-        index = ShardIndex.model_validate_json(response.data) if response.data else ShardIndex()
-        index.event_ids.append(entry.event_id)
-        return [
-            TransactionalStateOperation(entry.key, entry.model_dump_json()),
-            TransactionalStateOperation(shard_key(shard), index.model_dump_json(), etag=response.etag or None),
-        ]
+    async def enlist(self, entries: list[OutboxEntry]) -> list[TransactionalStateOperation]:
+        """The operations that record `entries` as owed, in their order, to run in the caller's transaction: each
+        entry, and a read-modify-write of each shard they fall in, with the ETag just read (one bulk read). A
+        concurrent change to one of those shards fails the transaction; the caller enlists again."""
+        if not entries:
+            return []
+        per_shard: dict[int, list[str]] = {}
+        for entry in entries:
+            per_shard.setdefault(shard_of(entry.partition_key), []).append(entry.event_id)
+        response = await self._client.get_bulk_state(self._store, [shard_key(shard) for shard in per_shard])
+        read = {item.key: item for item in response.items}
+        operations = [TransactionalStateOperation(entry.key, entry.model_dump_json()) for entry in entries]
+        for shard, event_ids in per_shard.items():
+            item = read.get(shard_key(shard))
+            index = ShardIndex.model_validate_json(item.data) if item is not None and item.data else ShardIndex()
+            index.event_ids += event_ids
+            etag = item.etag if item is not None and item.etag else None
+            operations.append(TransactionalStateOperation(shard_key(shard), index.model_dump_json(), etag=etag))
+        return operations
 
     async def owed(self, page_size: int) -> AsyncIterator[OwedPage]:
         for first in range(0, SHARD_COUNT, SHARDS_PER_READ):
