@@ -39,6 +39,16 @@ async def test_admin_shipments_are_filtered_by_order(carrier: httpx.AsyncClient)
     assert [s["shipment_id"] for s in everything] == [a["shipment_id"], b1["shipment_id"], b2["shipment_id"]]
 
 
+async def test_admin_shipment_counts_count_shipments_and_distinct_orders(carrier: httpx.AsyncClient) -> None:
+    assert (await carrier.get("/admin/shipments/count")).json() == {"shipments": 0, "orders": 0}
+    order_a, order_b = new_order_id(), new_order_id()
+    await create_shipment(carrier, shipment_body(order_a), new_key())
+    await create_shipment(carrier, shipment_body(order_b), new_key())
+    await create_shipment(carrier, shipment_body(order_b), new_key())
+
+    assert (await carrier.get("/admin/shipments/count")).json() == {"shipments": 3, "orders": 2}
+
+
 async def test_request_log_records_every_create_and_cancel_of_an_order(carrier: httpx.AsyncClient) -> None:
     order_id, other_order, key = new_order_id(), new_order_id(), new_key()
     created = (await create_shipment(carrier, shipment_body(order_id), key)).json()

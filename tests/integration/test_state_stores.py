@@ -27,8 +27,12 @@ from devstack.layout import LOOPBACK, Layout
 from devstack.processes import ManagedProcess, start, wait_until
 from devstack.stack import ports_in_use
 from devstack.state_stores import STATE_STORE_KINDS, StateStoreKind, component_files, start_server
-from fulfillment_service.adapters.fulfillments import ConcurrentUpdateError, DaprFulfillmentStore
-from fulfillment_service.domain import FulfillmentRecord
+from fulfillment_service.adapters.fulfillments import (
+    SAVES_PER_TRANSACTION,
+    ConcurrentUpdateError,
+    DaprFulfillmentStore,
+)
+from fulfillment_service.domain import FulfillmentRecord, FulfillmentStatus, Shipment
 from order_contracts.events import Customer, LineItem, OrderCreated
 from order_service.adapters.idempotency import DaprIdempotencyKeys
 from order_service.adapters.orders import GROUP_COMMIT_MAX_ORDERS, DaprOrderRepository
@@ -326,3 +330,52 @@ async def test_new_orders_that_arrive_together_are_committed_together_each_store
     assert set(stored) == order_ids
     assert sorted(owed_for) == sorted(order_ids)
     assert 3 <= transactions <= 2 + burst // GROUP_COMMIT_MAX_ORDERS, transactions
+
+
+async def test_fulfillment_saves_that_arrive_together_share_a_transaction_and_a_stale_one_is_refused_alone(
+    dapr: DaprClient, bare_sidecar: BareSidecar, request: pytest.FixtureRequest
+) -> None:
+    """Coalesced saves (fulfillment's adapters/fulfillments.py): a burst of saves costs a few transactions; the one
+    whose record changed since it was read gets ConcurrentUpdateError, and only it: the others are committed, and
+    each leaves the work index as its record says."""
+    expect_to_fail_on_redis(bare_sidecar, request, NO_ROLLBACK)
+    now = datetime.now(UTC)
+    burst = 3 * SAVES_PER_TRANSACTION
+    order = {**VALID_ORDER, "total": "25.00", "created_at": now}
+    orders = [OrderCreated.model_validate({**order, "order_id": fresh_key("order")}) for _ in range(burst)]
+    async with httpx.AsyncClient() as http:
+        store = DaprFulfillmentStore(dapr, STORE, http=http, sidecar_url=SIDECAR_URL)
+        await store.create_shards()
+        await store.insert_many(
+            [FulfillmentRecord.pick_up(order, at=now, worker="worker-a", lease_for=timedelta(minutes=2))
+             for order in orders],
+            now=now,
+        )  # fmt: skip
+        read = await asyncio.gather(*(store.get(order.order_id) for order in orders))
+        stored = [item for item in read if item is not None]
+        stale = 5  # not the first save of the burst (which goes alone): one of a batch
+        changed_meanwhile = (await store.get(orders[stale].order_id)) or pytest.fail("the record is gone")
+        changed_meanwhile.record.cancel()
+        await store.save(changed_meanwhile.record, changed_meanwhile.etag, now=now)
+        for item in stored:
+            item.record.record_shipment(Shipment(shipment_id=f"shp-{item.record.order_id}", carrier="c",
+                                                 tracking_number="t"), at=now)  # fmt: skip
+            item.record.settle(item.record.owed_events)
+        transactions_before = successful_transactions()
+
+        answers = await asyncio.gather(
+            *(store.save(item.record, item.etag, now=now, indexed=item.indexed) for item in stored),
+            return_exceptions=True,
+        )
+
+        transactions = successful_transactions() - transactions_before
+        after = await asyncio.gather(*(store.get(order.order_id) for order in orders))
+        indexed = set(await store.due(datetime.max.replace(tzinfo=UTC), limit=100_000))
+    assert len(stored) == burst
+    assert isinstance(answers[stale], ConcurrentUpdateError)
+    assert [answer for i, answer in enumerate(answers) if i != stale] == [None] * (burst - 1)
+    statuses = [item.record.status if item is not None else None for item in after]
+    assert statuses == [FulfillmentStatus.CANCELLED if i == stale else FulfillmentStatus.SHIPPED for i in range(burst)]
+    assert orders[stale].order_id in indexed  # cancelled during a lease: still work to look at
+    assert indexed.isdisjoint(order.order_id for i, order in enumerate(orders) if i != stale)
+    assert 3 <= transactions <= 2 + burst // SAVES_PER_TRANSACTION, transactions

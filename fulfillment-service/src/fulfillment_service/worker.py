@@ -227,7 +227,9 @@ class ShippingWorker:
         self, order_id: str, apply: Callable[[FulfillmentRecord, datetime], None]
     ) -> FulfillmentRecord | None:
         """Apply the carrier's answer to the record as it is now (a cancel may have come in during the call),
-        publish what that owes, and commit it: the record as committed."""
+        publish what that owes, and commit it: the record as committed. Read again, not the record read before the
+        call: what is published before the commit must follow from the record being committed, so a cancel that
+        came in during the call must be seen before the answer's events go out."""
         published: set[str] = set()
         for _ in range(CONFLICT_ATTEMPTS):
             stored = await self._store.get(order_id)

@@ -131,6 +131,13 @@ class ShipmentStore:
         """All shipments in creation order, or those of one order."""
         return [s for s in self._shipments.values() if order_id is None or s.order_id == order_id]
 
+    def count_orders(self) -> int:
+        """Distinct orders with at least one shipment."""
+        return len({shipment.order_id for shipment in self._shipments.values()})
+
+    def __len__(self) -> int:
+        return len(self._shipments)
+
     def clear(self) -> None:
         self._shipments.clear()
         self._answers_by_key.clear()

@@ -9,10 +9,14 @@ from dapr.clients.grpc._request import BulkPublishEntry
 from order_contracts.cloudevents import CLOUDEVENTS_CONTENT_TYPE, envelope
 from order_contracts.events import EventData
 from order_contracts.names import PARTITION_KEY_METADATA
+from service_runtime.coalescing import Coalescer
 
 from fulfillment_service.domain import FulfillmentRecord
 
 logger = logging.getLogger(__name__)
+
+EVENTS_PER_PUBLISH = 100
+"""Most events in one coalesced bulk publish: about 1 KB each."""
 
 
 class AbstractEventPublisher(ABC):
@@ -39,14 +43,23 @@ class AbstractEventPublisher(ABC):
         record.settle([event for event in record.owed_events if event.event_id() in published])
 
 
+class EventRefusedError(Exception):
+    """The broker did not take the event (it was one of a bulk publish's failed entries)."""
+
+
 class DaprEventPublisher(AbstractEventPublisher):
-    """Publishes each event as a structured CloudEvent with a stable id, keyed by its order id."""
+    """Publishes each event as a structured CloudEvent with a stable id, keyed by its order id. Events published
+    while a publish is with the sidecar go together in the next one (a bulk publish); two events of one order never
+    share a bulk publish (it does not keep their relative order), so each order's events go out in order."""
 
     def __init__(self, client: DaprClient, *, pubsub: str, topic: str, source: str) -> None:
         self._client = client
         self._pubsub = pubsub
         self._topic = topic
         self._source = source
+        self._publishes = Coalescer(
+            self._publish_batch, max_batch=EVENTS_PER_PUBLISH, name="fulfillment-publishes", key=_order_of
+        )
 
     async def publish_many(self, events: list[EventData]) -> set[str]:
         now = datetime.now(UTC)
@@ -67,6 +80,16 @@ class DaprEventPublisher(AbstractEventPublisher):
         return {failed.entry_id for failed in response.failed_entries}
 
     async def publish(self, event: EventData) -> None:
+        await self._publishes.submit(event)
+
+    async def _publish_batch(self, events: list[EventData]) -> list[Exception | None]:
+        if len(events) == 1:
+            await self._publish_one(events[0])
+            return [None]
+        refused = await self.publish_many(events)
+        return [EventRefusedError(event.event_id()) if event.order_id in refused else None for event in events]
+
+    async def _publish_one(self, event: EventData) -> None:
         cloud_event = envelope(event, source=self._source, time=datetime.now(UTC))
         await self._client.publish_event(
             self._pubsub,
@@ -75,3 +98,7 @@ class DaprEventPublisher(AbstractEventPublisher):
             publish_metadata={PARTITION_KEY_METADATA: event.order_id},
             data_content_type=CLOUDEVENTS_CONTENT_TYPE,
         )
+
+
+def _order_of(event: EventData) -> str:
+    return event.order_id

@@ -1,19 +1,19 @@
 """Where orders live: the port, and its adapter over the Dapr state API (the sidecar's state store). Every write
 that owes events records them in the outbox in the same state transaction (adapters/outbox.py).
 
-New orders are group-committed: while one transaction of new orders is with the sidecar, the orders that arrive
-wait for it and then go together in the next one (at most `GROUP_COMMIT_MAX_ORDERS`). Alone, an order is written
-at once; under load, one transaction and one read of the outbox shards carry many, and the process's own creates
-never conflict with each other on a shard.
+New orders are group-committed (service_runtime.coalescing): while one transaction of new orders is with the
+sidecar, the orders that arrive wait for it and then go together in the next one (at most
+`GROUP_COMMIT_MAX_ORDERS`). Alone, an order is written at once; under load, one transaction and one read of the
+outbox shards carry many, and the process's own creates never conflict with each other on a shard.
 """
 
-import asyncio
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from dapr.aio.clients import DaprClient
 from dapr.clients.grpc._request import TransactionalStateOperation
+from service_runtime.coalescing import Coalescer
 
 from order_service.adapters.outbox import DaprOutbox, OutboxEntry
 from order_service.domain import Order
@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 TRANSACTION_ATTEMPTS = 20
 GROUP_COMMIT_MAX_ORDERS = 100
-"""Most new orders in one transaction: about 3 KB each with its outbox entry, far below the sidecar's 4 MiB."""
+"""Most new orders in one transaction: an order and its outbox entry are a few KB, far below the sidecar's 4 MiB."""
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,9 @@ class BatchRefusedError(Exception):
 
 
 @dataclass(frozen=True)
-class _QueuedOrder:
+class _NewOrder:
     order: Order
     owed: list[OutboxEntry]
-    stored: "asyncio.Future[None]"
-    """Done when the order is committed, or with the error that refused it."""
 
 
 class AbstractOrderRepository(ABC):
@@ -81,8 +79,7 @@ class DaprOrderRepository(AbstractOrderRepository):
         self._client = client
         self._store = store_name
         self._outbox = outbox
-        self._queued: list[_QueuedOrder] = []
-        self._committing: asyncio.Task[None] | None = None
+        self._new_orders = Coalescer(self._write_new, max_batch=GROUP_COMMIT_MAX_ORDERS, name="order-group-commit")
 
     async def get(self, order_id: str) -> StoredOrder | None:
         response = await self._client.get_state(self._store, order_id)
@@ -115,28 +112,14 @@ class DaprOrderRepository(AbstractOrderRepository):
                 raise OrderAlreadyExistsError(order.id)
             await self._write([order], owed)
             return
-        queued = _QueuedOrder(order, owed, asyncio.get_running_loop().create_future())
-        self._queued.append(queued)
-        if self._committing is None or self._committing.done():
-            self._committing = asyncio.create_task(self._commit_queued(), name="order-group-commit")
         # A request cancelled here (its client went away) cancels only its wait: the order may still be committed,
         # and then the relay's scan publishes its event.
-        await queued.stored
+        await self._new_orders.submit(_NewOrder(order, owed))
 
-    async def _commit_queued(self) -> None:
-        while self._queued:
-            group, self._queued = self._queued[:GROUP_COMMIT_MAX_ORDERS], self._queued[GROUP_COMMIT_MAX_ORDERS:]
-            owed = [entry for queued in group for entry in queued.owed]
-            try:
-                await self._write([queued.order for queued in group], owed)
-            except Exception as error:
-                for queued in group:
-                    if not queued.stored.done():
-                        queued.stored.set_exception(error)
-            else:
-                for queued in group:
-                    if not queued.stored.done():
-                        queued.stored.set_result(None)
+    async def _write_new(self, group: list["_NewOrder"]) -> list[Exception | None]:
+        """One transaction for the group: all of them are committed, or none (the error reaches each caller)."""
+        await self._write([new.order for new in group], [entry for new in group for entry in new.owed])
+        return [None] * len(group)
 
     async def update(self, order: Order, etag: str, owed: list[OutboxEntry]) -> None:
         await self._write([order], owed, etag=etag)

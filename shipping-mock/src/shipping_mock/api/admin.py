@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from shipping_mock.api.dependencies import CarrierStateDep
-from shipping_mock.api.schemas import CarrierCallRecord, ShipmentRecord
+from shipping_mock.api.schemas import CarrierCallRecord, ShipmentCounts, ShipmentRecord
 from shipping_mock.faults import FaultSettings
 from shipping_mock.json_logging import log_event
 
@@ -49,6 +49,13 @@ async def reset_faults(state: CarrierStateDep) -> FaultSettings:
 async def list_shipments(state: CarrierStateDep, order_id: OrderIdFilter = None) -> list[ShipmentRecord]:
     """Every stored shipment (in creation order), or those of one order."""
     return [ShipmentRecord.of(shipment) for shipment in state.shipments.shipments(order_id)]
+
+
+@router.get("/shipments/count")
+async def count_shipments(state: CarrierStateDep) -> ShipmentCounts:
+    """How many shipments are stored, and for how many distinct orders: a cheap progress check where the whole
+    list would be large (a backlog drill's tens of thousands)."""
+    return ShipmentCounts(shipments=len(state.shipments), orders=state.shipments.count_orders())
 
 
 @router.delete("/shipments", status_code=HTTPStatus.NO_CONTENT)

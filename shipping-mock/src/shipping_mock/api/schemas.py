@@ -33,6 +33,13 @@ class ShipmentView(BaseModel):
         )
 
 
+class ShipmentCounts(BaseModel):
+    """How many shipments the carrier holds, and for how many distinct orders (admin API)."""
+
+    shipments: int
+    orders: int
+
+
 class ShipmentRecord(ShipmentView):
     """A shipment with everything the carrier stored about it (admin API)."""
 
