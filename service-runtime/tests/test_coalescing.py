@@ -31,6 +31,16 @@ class GatedBatches:
         return [ValueError(item) if item.startswith("bad") else item.upper() for item in items]
 
 
+async def a_batch_with_the_sidecar(
+    batches: GatedBatches, coalescer: Coalescer[str, str], item: str
+) -> "asyncio.Task[str]":
+    """Submit `item` and return once its batch has started and is held (until `batches.gate` is set)."""
+    batches.gate.clear()
+    submitted = asyncio.create_task(coalescer.submit(item))
+    await batches.started.wait()
+    return submitted
+
+
 async def test_a_call_that_finds_it_idle_goes_alone_and_at_once() -> None:
     batches = GatedBatches()
     coalescer = Coalescer(batches, max_batch=10, name="test")
@@ -41,10 +51,8 @@ async def test_a_call_that_finds_it_idle_goes_alone_and_at_once() -> None:
 
 async def test_calls_that_arrive_while_a_batch_runs_go_together_in_the_next_each_with_its_own_answer() -> None:
     batches = GatedBatches()
-    batches.gate.clear()
     coalescer = Coalescer(batches, max_batch=10, name="test")
-    first = asyncio.create_task(coalescer.submit("a"))
-    await batches.started.wait()
+    first = await a_batch_with_the_sidecar(batches, coalescer, "a")
     later = [asyncio.create_task(coalescer.submit(item)) for item in ("b", "bad-c", "d")]
     await asyncio.sleep(0)  # let them queue (a yield to the loop, not a wait for time)
     batches.gate.set()
@@ -101,10 +109,8 @@ async def test_a_batch_that_fails_fails_each_of_its_calls_and_the_next_batch_sti
 
 async def test_a_caller_that_stops_waiting_leaves_the_others_answered() -> None:
     batches = GatedBatches()
-    batches.gate.clear()
     coalescer = Coalescer(batches, max_batch=10, name="test")
-    first = asyncio.create_task(coalescer.submit("a"))
-    await batches.started.wait()
+    first = await a_batch_with_the_sidecar(batches, coalescer, "a")
     gone, stays = asyncio.create_task(coalescer.submit("b")), asyncio.create_task(coalescer.submit("c"))
     await asyncio.sleep(0)
     gone.cancel()
