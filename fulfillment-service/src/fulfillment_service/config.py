@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     """Longer than one attempt through the sidecar can last: 4 tries of 10 s plus backoff (resiliency.yaml)."""
     poll_seconds: float = 1.0
     """How often the worker reads the work index (parked orders, expired leases, unpublished events)."""
+    carrier_probe_seconds: float = 2.0
+    """While the carrier is unavailable, how often one held order is tried to find out whether it is back (Dapr's
+    breaker answers at once while it is open, so a probe costs little)."""
     retry_first_delay_seconds: float = 2.0
     retry_max_delay_seconds: float = 60.0
     give_up_after_seconds: float = 24 * 3600.0

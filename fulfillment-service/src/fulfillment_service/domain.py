@@ -64,6 +64,10 @@ class RetryPolicy:
     give_up_after: timedelta
     """Measured from the pickup: once this much time has passed, a failed attempt fails the order."""
 
+    def gives_up(self, *, picked_up_at: datetime, at: datetime) -> bool:
+        """Whether an attempt failing at `at` fails the order."""
+        return at - picked_up_at >= self.give_up_after
+
     def delay_after(self, attempt: int) -> timedelta:
         """Doubling from `first_delay`, capped at `max_delay`."""
         doublings = min(attempt - 1, 30)
@@ -107,14 +111,17 @@ class FulfillmentRecord(BaseModel):
         return self.order.order_id
 
     @classmethod
-    def pick_up(cls, order: OrderCreated, *, at: datetime, worker: str, lease_for: timedelta) -> "FulfillmentRecord":
-        """A new order, leased at once to the worker of the instance that picked it up."""
+    def pick_up(
+        cls, order: OrderCreated, *, at: datetime, worker: str, lease_for: timedelta | None
+    ) -> "FulfillmentRecord":
+        """A new order, leased at once to the worker of the instance that picked it up (unless `lease_for` is None:
+        then it is due for any worker)."""
         return cls(
             order=order,
             status=FulfillmentStatus.PENDING,
             picked_up_at=at,
             next_attempt_at=at,
-            lease=Lease(owner=worker, until=at + lease_for),
+            lease=None if lease_for is None else Lease(owner=worker, until=at + lease_for),
         )
 
     def due_at(self, now: datetime) -> datetime | None:
@@ -196,7 +203,7 @@ class FulfillmentRecord(BaseModel):
             return
         self.attempts += 1
         self.last_error = error
-        giving_up = at - self.picked_up_at >= policy.give_up_after
+        giving_up = policy.gives_up(picked_up_at=self.picked_up_at, at=at)
         self.next_attempt_at = None if giving_up else at + policy.delay_after(self.attempts)
         self.owed_events.append(
             FulfillmentAttemptFailed(

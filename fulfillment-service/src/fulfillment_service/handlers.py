@@ -40,7 +40,8 @@ class FulfillmentHandlers:
     publisher: AbstractEventPublisher
     wake_worker: Callable[[str], None]
     worker_id: str
-    lease_for: timedelta
+    pickup_lease: Callable[[], timedelta | None]
+    """How long a new pickup is leased to the instance's worker (`ShippingWorker.pickup_lease`)."""
     clock: Callable[[], datetime] = utc_now
 
     async def pick_up(self, order: OrderCreated) -> None:
@@ -62,8 +63,8 @@ class FulfillmentHandlers:
         unique = list({order.order_id: order for order in orders}.values())
         if not unique:
             return set()
-        now = self.clock()
-        records = [FulfillmentRecord.pick_up(order, at=now, worker=self.worker_id, lease_for=self.lease_for)
+        now, lease_for = self.clock(), self.pickup_lease()
+        records = [FulfillmentRecord.pick_up(order, at=now, worker=self.worker_id, lease_for=lease_for)
                    for order in unique]  # fmt: skip
         try:
             await self.store.insert_many(records, now=now)
@@ -90,7 +91,7 @@ class FulfillmentHandlers:
         """When the order was picked up: now, by this instance, or before (a redelivery, or another replica handed
         the same event that wrote its record first: a new record is only ever inserted, never written over)."""
         now = self.clock()
-        record = FulfillmentRecord.pick_up(order, at=now, worker=self.worker_id, lease_for=self.lease_for)
+        record = FulfillmentRecord.pick_up(order, at=now, worker=self.worker_id, lease_for=self.pickup_lease())
         try:
             await self.store.save(record, None, now=now)  # insert-only: no read first, a new order is the rule
         except ConcurrentUpdateError:

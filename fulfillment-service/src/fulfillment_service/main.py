@@ -53,6 +53,7 @@ def worker_settings(settings: Settings) -> WorkerSettings:
         lease_for=timedelta(seconds=settings.lease_seconds),
         poll_interval=timedelta(seconds=settings.poll_seconds),
         max_concurrent_calls=settings.max_concurrent_carrier_calls,
+        probe_interval=timedelta(seconds=settings.carrier_probe_seconds),
     )
 
 
@@ -78,7 +79,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             publisher=publisher,
             wake_worker=worker.wake,
             worker_id=worker.worker_id,
-            lease_for=timedelta(seconds=settings.lease_seconds),
+            pickup_lease=worker.pickup_lease,
         )
         worker_task = asyncio.create_task(worker.run(), name="shipping worker")
         try:

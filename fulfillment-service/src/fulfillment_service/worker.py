@@ -6,6 +6,9 @@ for what is due: parked orders whose next attempt has come, work whose lease ran
 recorded but never published. The instance that picked an order up wakes its own worker at once, so the first
 carrier call does not wait for a poll.
 
+While the carrier is unavailable, the worker holds what is due for it (`CarrierGate`): the orders wait in the index,
+due and unleased, and one of them is tried per probe interval; the first answer from the carrier releases them all.
+
 Replicas share the index. A worker claims an order by writing a lease with the record's ETag; only one claim can
 win. The carrier's idempotency key (derived from the order id) covers the rest: a lease that ran out while its
 worker was still calling, or a crash between the carrier's answer and its record, repeats the call and gets the
@@ -32,10 +35,62 @@ EVERYTHING_INDEXED = datetime.max.replace(tzinfo=UTC)
 DUE_PER_POLL = 1000
 """At most this many orders are taken from the index per poll (the next poll starts at the next shard): a backlog
 of parked orders is worked through in bounded steps, never read whole."""
+DUE_PER_POLL_WHILE_HELD = 10
+"""While the carrier is held, a poll takes only the longest overdue orders: the next probe, an order at its give-up
+time, events owed. The rest wait in the index, unread, until the carrier is back."""
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class CarrierGate:
+    """Whether the worker calls the carrier now, or holds what is due for it because the carrier is unavailable.
+
+    Dapr's circuit breaker (resiliency.yaml) stops the calls from reaching a carrier that keeps failing, but not
+    what each refused call costs on our side: two record reads, an `attempt_failed` event, a save, the Order
+    Service folding that event. The app cannot ask the sidecar whether the breaker is open. With tens of thousands
+    of orders parked during an outage, their retries alone took both cores and starved pickups. So once an attempt
+    finds the carrier unavailable, the gate closes: due orders wait in the work index (due, unleased, no attempt
+    counted), and one call per `probe_interval` goes through. The first answer from the carrier (a shipment or a
+    rejection) opens the gate, and the worker reads the index for everything due at once.
+
+    Per instance, in memory: a restarted worker starts open and finds out with its first call.
+    """
+
+    def __init__(self, probe_interval: timedelta) -> None:
+        self._probe_interval = probe_interval
+        self._next_probe_at: datetime | None = None
+        """None while open."""
+
+    @property
+    def is_open(self) -> bool:
+        return self._next_probe_at is None
+
+    def admits(self, now: datetime) -> bool:
+        """Whether a call may go now: always while open; while closed, once per probe interval."""
+        if self._next_probe_at is None:
+            return True
+        if now < self._next_probe_at:
+            return False
+        self._next_probe_at = now + self._probe_interval
+        return True
+
+    def found_unavailable(self, now: datetime, error: str) -> None:
+        if self._next_probe_at is None:
+            self._next_probe_at = now + self._probe_interval
+            logger.warning(
+                "carrier unavailable: holding the orders due for it, one is tried every %s s",
+                self._probe_interval.total_seconds(),
+                extra={"error": error},
+            )
+
+    def answered(self) -> bool:
+        """The carrier answered: the gate opens. True if it was closed."""
+        was_closed, self._next_probe_at = self._next_probe_at is not None, None
+        if was_closed:
+            logger.info("carrier answered again: releasing the orders held for it")
+        return was_closed
 
 
 @dataclass(frozen=True)
@@ -47,6 +102,8 @@ class WorkerSettings:
     """Longer than one carrier attempt through the sidecar can take (all of Dapr's retries included)."""
     poll_interval: timedelta
     max_concurrent_calls: int
+    probe_interval: timedelta
+    """While the carrier is unavailable, how often one held order is tried to find out whether it is back."""
 
 
 class ShippingWorker:
@@ -64,6 +121,8 @@ class ShippingWorker:
         self._settings = settings
         self._clock = clock
         self._calls = asyncio.Semaphore(settings.max_concurrent_calls)
+        self._gate = CarrierGate(settings.probe_interval)
+        self._poll_now = False
         self._woken: list[str] = []
         self._wakeup = asyncio.Event()
         self._in_progress: dict[str, asyncio.Task[None]] = {}
@@ -73,6 +132,11 @@ class ShippingWorker:
     @property
     def worker_id(self) -> str:
         return self._settings.worker_id
+
+    def pickup_lease(self) -> timedelta | None:
+        """How long a new pickup is leased to this worker: not at all while the carrier is held (the order waits in
+        the index, due, for any worker whose carrier answers)."""
+        return self._settings.lease_for if self._gate.is_open else None
 
     def wake(self, order_id: str) -> None:
         """Look at this order now (it was just picked up, cancelled or delivered by this instance)."""
@@ -89,7 +153,8 @@ class ShippingWorker:
             for order_id in woken:
                 self._start(order_id)
             loop_time = asyncio.get_running_loop().time()
-            if loop_time >= next_poll:
+            if loop_time >= next_poll or self._poll_now:
+                self._poll_now = False
                 await self._start_due(self._clock())
                 next_poll = loop_time + self._settings.poll_interval.total_seconds()
             with suppress(TimeoutError):
@@ -106,7 +171,8 @@ class ShippingWorker:
 
     async def _start_due(self, by: datetime) -> None:
         try:
-            due = await self._store.due(by, limit=DUE_PER_POLL, first_shard=self._next_shard)
+            limit = DUE_PER_POLL if self._gate.is_open else DUE_PER_POLL_WHILE_HELD
+            due = await self._store.due(by, limit=limit, first_shard=self._next_shard)
             self._next_shard = (self._next_shard + 1) % SHARD_COUNT
         except Exception:
             logger.exception("could not read the work index")
@@ -144,7 +210,9 @@ class ShippingWorker:
             logger.exception("fulfillment step failed", extra={"order_id": order_id})
 
     async def _advance(self, order_id: str) -> None:
-        """Take the order as far as it goes now: publish what it owes, call the carrier when due, record the answer."""
+        """Take the order as far as it goes now: publish what it owes, call the carrier when due (and the gate admits
+        the call), record the answer."""
+        admitted: bool | None = None  # asked once per look: a probe stays admitted through its claim
         while True:
             stored = await self._store.get(order_id)
             if stored is None:
@@ -155,8 +223,13 @@ class ShippingWorker:
                 continue
             if record.is_leased_to_another(self.worker_id, now):
                 return
-            if not record.is_due(now):
-                if record.lease is not None:  # a lease left over (work done or cancelled): drop it and its index entry
+            due = record.is_due(now)
+            if due and admitted is None:
+                admitted = self._gate.admits(now) or self._gives_up_now(record, now)
+            if not (due and admitted):
+                # Nothing to call for now (work done or cancelled; or held, to wait in the index for the carrier to
+                # be back): a lease left over is dropped, so the index lists the order by when it is due, if at all.
+                if record.lease is not None:
                     record.lease = None
                     await self._store.save(record, etag, now=now)
                 return
@@ -175,6 +248,17 @@ class ShippingWorker:
             if after is None or not (after.owed_events or after.is_due(self._clock())):
                 return
 
+    def _gives_up_now(self, record: FulfillmentRecord, now: datetime) -> bool:
+        """An order at its give-up time gets its last attempt even while the carrier is held, so a long outage still
+        ends it `failed` rather than holding it forever."""
+        policy = self._settings.retry_policy
+        return record.status is FulfillmentStatus.PENDING and policy.gives_up(picked_up_at=record.picked_up_at, at=now)
+
+    def _carrier_answered(self) -> None:
+        if self._gate.answered():
+            self._poll_now = True  # what was held is due now: read the index without waiting for the next poll
+            self._wakeup.set()
+
     async def _unchanged_and_still_mine(self, order_id: str, etag: str) -> bool:
         current = await self._store.get(order_id)
         return (
@@ -186,14 +270,17 @@ class ShippingWorker:
         try:
             shipment = await self._carrier.create_shipment(record.order)
         except CarrierRejectedError as rejection:
+            self._carrier_answered()
             reason = str(rejection)
             logger.info("carrier rejected the shipment", extra={"order_id": order_id, "reason": reason})
             return await self._record(order_id, lambda r, at: r.record_rejection(reason, at=at))
         except CarrierUnavailableError as unavailable:
             error = str(unavailable)
+            self._gate.found_unavailable(self._clock(), error)
             logger.warning("shipping attempt failed", extra={"order_id": order_id, "error": error})
             return await self._record(order_id, lambda r, at: r.record_failed_attempt(error, at=at, policy=policy))
         else:
+            self._carrier_answered()
             logger.info("shipment created", extra={"order_id": order_id, "shipment_id": shipment.shipment_id})
             return await self._record(order_id, lambda r, at: r.record_shipment(shipment, at=at))
 
@@ -213,13 +300,16 @@ class ShippingWorker:
             if not voided_already:
                 await self._carrier.void_shipment(shipment.shipment_id)
         except CarrierRejectedError as refusal:
+            self._carrier_answered()
             reason = str(refusal)
             logger.warning("carrier refused to void", extra={"order_id": order_id, "reason": reason})
             return await self._record(order_id, lambda r, _: r.record_void_refused(reason))
         except CarrierUnavailableError as unavailable:
             error = str(unavailable)
+            self._gate.found_unavailable(self._clock(), error)
             logger.warning("void attempt failed", extra={"order_id": order_id, "error": error})
             return await self._record(order_id, lambda r, at: r.record_failed_void(error, at=at, policy=policy))
+        self._carrier_answered()
         logger.info("shipment voided", extra={"order_id": order_id, "shipment_id": shipment.shipment_id})
         return await self._record(order_id, lambda r, at: r.record_void(shipment, at=at))
 

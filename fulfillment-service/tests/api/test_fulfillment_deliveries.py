@@ -31,6 +31,7 @@ from fulfillment_service.handlers import FulfillmentHandlers
 from fulfillment_service.main import create_app
 from order_contracts.events import FulfillmentDelivered, FulfillmentStarted
 from service_runtime.bulk_testing import BulkSidecar, FakeDeadLetters, bulk_delivery
+from service_runtime.serving import thread_pool_calls
 
 pytestmark = pytest.mark.anyio
 
@@ -58,7 +59,7 @@ def app(
         publisher=publisher,
         wake_worker=wakes,
         worker_id="worker-1",
-        lease_for=LEASE,
+        pickup_lease=lambda: LEASE,
         clock=FakeClock(),
     )
     return app
@@ -458,3 +459,9 @@ async def test_fulfillments_own_record_of_an_order_can_be_read(
 
 async def test_reading_the_record_of_an_order_never_picked_up_is_not_found(client: httpx.AsyncClient) -> None:
     assert_problem(await client.get("/fulfillments/order-unknown"), 404)
+
+
+def test_no_endpoint_or_dependency_runs_in_the_thread_pool() -> None:
+    app = create_app(Settings(APP_API_TOKEN=SIDECAR_TOKEN, CARRIER_WEBHOOK_SECRET=WEBHOOK_SECRET))
+
+    assert thread_pool_calls(app) == []

@@ -26,7 +26,12 @@ def handlers(
     store: FakeFulfillmentStore, publisher: FakeEventPublisher, wakes: RecordingWaker, clock: FakeClock
 ) -> FulfillmentHandlers:
     return FulfillmentHandlers(
-        store=store, publisher=publisher, wake_worker=wakes, worker_id="worker-1", lease_for=LEASE, clock=clock
+        store=store,
+        publisher=publisher,
+        wake_worker=wakes,
+        worker_id="worker-1",
+        pickup_lease=lambda: LEASE,
+        clock=clock,
     )
 
 
@@ -94,7 +99,12 @@ async def test_a_pickup_that_loses_the_race_to_another_replica_keeps_its_record_
     )
     store = RivalPickupStore(rival)
     handlers = FulfillmentHandlers(
-        store=store, publisher=publisher, wake_worker=wakes, worker_id="worker-1", lease_for=LEASE, clock=clock
+        store=store,
+        publisher=publisher,
+        wake_worker=wakes,
+        worker_id="worker-1",
+        pickup_lease=lambda: LEASE,
+        clock=clock,
     )
 
     await handlers.pick_up(order_created("order-1"))
@@ -161,7 +171,12 @@ async def test_a_cancel_that_meets_a_concurrent_update_is_applied_to_the_record_
 ) -> None:
     store = ShippedMeanwhile()
     handlers = FulfillmentHandlers(
-        store=store, publisher=publisher, wake_worker=wakes, worker_id="worker-1", lease_for=LEASE, clock=clock
+        store=store,
+        publisher=publisher,
+        wake_worker=wakes,
+        worker_id="worker-1",
+        pickup_lease=lambda: LEASE,
+        clock=clock,
     )
     await handlers.pick_up(order_created("order-1"))
     store.interfere = True

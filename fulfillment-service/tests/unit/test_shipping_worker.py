@@ -45,6 +45,8 @@ LEASE = timedelta(seconds=150)
 POLICY = RetryPolicy(
     first_delay=timedelta(seconds=2), max_delay=timedelta(seconds=60), give_up_after=timedelta(hours=1)
 )
+PROBE = timedelta(seconds=2)
+"""While the carrier is held, one call per this much (fake) time."""
 OFTEN = timedelta(milliseconds=5)
 """A poll interval that lets a test see the fake clock's moves picked up at once."""
 NEVER = timedelta(hours=1)
@@ -69,6 +71,7 @@ class Fakes:
             lease_for=LEASE,
             poll_interval=poll_interval,
             max_concurrent_calls=max_concurrent_calls,
+            probe_interval=PROBE,
         )
         return ShippingWorker(self.store, self.carrier, self.publisher, settings, clock=self.clock)
 
@@ -91,7 +94,7 @@ def handlers(fakes: Fakes, worker: ShippingWorker) -> FulfillmentHandlers:
         publisher=fakes.publisher,
         wake_worker=worker.wake,
         worker_id=worker.worker_id,
-        lease_for=LEASE,
+        pickup_lease=worker.pickup_lease,
         clock=fakes.clock,
     )
 
@@ -330,6 +333,7 @@ async def test_a_cancel_after_a_failed_attempt_finds_the_shipment_nobody_heard_o
         fakes.carrier.recover()
 
         await handlers.cancel(order_cancelled("order-1"))
+        fakes.clock.advance(PROBE)  # the failed attempt closed the gate: the search goes as the next probe
         await eventually(lambda: finished(fakes.store, "order-1", FulfillmentStatus.VOIDED), what="order-1 voided")
 
     assert fakes.carrier.finds == ["order-1"]
@@ -350,6 +354,7 @@ async def test_a_cancel_after_a_failed_attempt_that_created_nothing_ends_cancell
         fakes.carrier.recover()
 
         await handlers.cancel(order_cancelled("order-1"))
+        fakes.clock.advance(PROBE)  # the failed attempt closed the gate: the search goes as the next probe
         await eventually(lambda: fakes.carrier.finds == ["order-1"], what="the carrier asked")
         await eventually(lambda: "order-1" not in fakes.store.index, what="nothing left to do")
 
@@ -418,8 +423,8 @@ async def test_an_order_whose_lease_ran_out_while_it_waited_for_a_free_slot_is_n
     busy = fakes.worker(max_concurrent_calls=1, poll_interval=NEVER)
     other_replica = fakes.worker("worker-2", poll_interval=NEVER)
     handlers = FulfillmentHandlers(
-        store=fakes.store, publisher=fakes.publisher, wake_worker=busy.wake, worker_id=WORKER, lease_for=LEASE,
-        clock=fakes.clock,
+        store=fakes.store, publisher=fakes.publisher, wake_worker=busy.wake, worker_id=WORKER,
+        pickup_lease=busy.pickup_lease, clock=fakes.clock,
     )  # fmt: skip
     fakes.carrier.hold()
 
@@ -488,3 +493,94 @@ async def test_a_backlog_larger_than_one_poll_takes_is_worked_through_poll_by_po
 
     assert sorted(fakes.carrier.calls) == sorted(order_ids)
     assert max(requested) <= 3
+
+
+def attempts_failed(publisher: FakeEventPublisher) -> list[str]:
+    """The order id of every `fulfillment.attempt_failed.v1` published."""
+    return [event.order_id for event in publisher.of_type(FulfillmentAttemptFailed.event_type)]
+
+
+async def test_while_the_carrier_is_unavailable_orders_due_for_it_are_held_and_one_is_tried_per_probe_interval(
+    worker: ShippingWorker, handlers: FulfillmentHandlers, fakes: Fakes
+) -> None:
+    """Parked orders retried at their own pace each cost a call, a save and an event; during a long outage that took
+    both cores. Held, they cost nothing until the carrier is back, then go at once."""
+    fakes.carrier.be_unavailable()
+    held = [f"held-{index}" for index in range(8)]
+    async with running(worker):
+        await handlers.pick_up(order_created("first"))
+        await eventually(lambda: attempts_failed(fakes.publisher) == ["first"], what="the first attempt failed")
+        for order_id in held:
+            await handlers.pick_up(order_created(order_id))
+        await eventually(  # a second look at each (polls read the held ones again) means the first one is over
+            lambda: all(fakes.store.reads.count(order_id) >= 2 for order_id in held), what="each held order looked at"
+        )
+
+        assert fakes.carrier.calls == ["first"]
+        for order_id in held:
+            record = fakes.store.record(order_id)
+            assert (record.status, record.attempts, record.lease) == (FulfillmentStatus.PENDING, 0, None)
+            assert fakes.store.index[order_id] == T0  # due, for any worker whose carrier answers
+
+        fakes.clock.advance(PROBE)  # "first" is due for its second attempt, the others since their pickup
+        await eventually(lambda: len(attempts_failed(fakes.publisher)) == 2, what="one probe failed")
+        probed = fakes.carrier.calls[1]
+        waiting = [order_id for order_id in ["first", *held] if order_id != probed]
+        reads_after_probe = {order_id: fakes.store.reads.count(order_id) for order_id in waiting}
+        await eventually(
+            lambda: all(fakes.store.reads.count(order_id) > reads_after_probe[order_id] for order_id in waiting),
+            what="each waiting order looked at after the probe",
+        )
+        assert len(fakes.carrier.calls) == 2
+
+        fakes.carrier.recover()
+        fakes.clock.advance(PROBE)  # the next probe finds the carrier back, before the probed order's next attempt
+        await eventually(
+            lambda: all(finished(fakes.store, order_id, FulfillmentStatus.SHIPPED) for order_id in waiting),
+            what="every waiting order shipped once the carrier answered",
+        )
+
+    after_recovery = fakes.carrier.calls[2:]  # the probed order too, if its own next attempt has come
+    assert set(waiting) <= set(after_recovery)
+    assert len(after_recovery) == len(set(after_recovery)), "an order called twice"
+    assert len(attempts_failed(fakes.publisher)) == 2
+    assert {fakes.store.record(order_id).attempts for order_id in held if order_id != probed} == {1}
+
+
+async def test_an_order_leased_when_the_carrier_became_unavailable_is_held_unleased(
+    worker: ShippingWorker, handlers: FulfillmentHandlers, fakes: Fakes
+) -> None:
+    """Held under its lease, it would wait out the lease after the carrier is back, and keep other replicas off."""
+    fakes.carrier.be_unavailable()
+    async with running(worker):
+        await handlers.pick_up(order_created("first"))
+        await eventually(lambda: attempts_failed(fakes.publisher) == ["first"], what="the first attempt failed")
+        await store_leased(fakes.store, "leased", Lease(owner=WORKER, until=T0 + LEASE))  # picked up just before
+        worker.wake("leased")
+        await eventually(lambda: fakes.store.record("leased").lease is None, what="the lease dropped")
+
+    assert fakes.store.index["leased"] == T0
+    assert fakes.carrier.calls == ["first"]
+
+
+async def test_an_order_at_its_give_up_time_gets_its_last_attempt_while_the_carrier_is_held(
+    worker: ShippingWorker, handlers: FulfillmentHandlers, fakes: Fakes
+) -> None:
+    fakes.carrier.be_unavailable()
+    async with running(worker):
+        await handlers.pick_up(order_created("first"))
+        await eventually(lambda: attempts_failed(fakes.publisher) == ["first"], what="the first attempt failed")
+        await handlers.pick_up(order_created("held"))
+        await eventually(lambda: fakes.store.reads.count("held") >= 2, what="held looked at")
+
+        fakes.clock.advance(POLICY.give_up_after)  # one probe is due, and both orders are at their give-up time
+        await eventually(
+            lambda: (
+                {event.order_id for event in fakes.publisher.of_type(FulfillmentFailed.event_type)} == {"first", "held"}
+            ),
+            what="both orders failed",
+        )
+
+    for order_id in ("first", "held"):
+        record = fakes.store.record(order_id)
+        assert (record.status, record.last_error) == (FulfillmentStatus.FAILED, "HTTP 503: carrier down")
