@@ -14,6 +14,7 @@ import anyio
 import httpx
 import pytest
 import uvicorn
+from service_runtime.serving import thread_pool_calls
 from shipping_mock.config import Settings
 from shipping_mock.main import create_app
 from shipping_mock_testkit import (
@@ -124,3 +125,8 @@ def test_python_m_shipping_mock_serves_then_stops_cleanly_on_sigterm() -> None:
 async def _create_one(base_url: str) -> httpx.Response:
     async with httpx.AsyncClient(base_url=base_url) as client:
         return await create_shipment(client, shipment_body(new_order_id()), new_key())
+
+
+def test_no_endpoint_or_dependency_runs_in_the_thread_pool() -> None:
+    """The mock runs on the same cores as the stack: a thread hop per call to the carrier costs them."""
+    assert thread_pool_calls(create_app(Settings())) == []

@@ -2,7 +2,9 @@
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from order_service_fakes import FakeReadiness
+from service_runtime.serving import thread_pool_calls
 
 pytestmark = pytest.mark.anyio
 
@@ -28,3 +30,7 @@ async def test_not_ready_is_a_503(client: httpx.AsyncClient, readiness: FakeRead
 
     assert response.status_code == 503
     assert response.json()["ready"] is False
+
+
+def test_no_endpoint_or_dependency_runs_in_the_thread_pool(app: FastAPI) -> None:
+    assert thread_pool_calls(app) == []

@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 from shipping_mock.state import CarrierState
 
 
-def get_carrier_state(request: Request) -> CarrierState:
+# A coroutine, as the services' dependencies are: FastAPI runs a plain `def` dependency in its thread pool, a
+# thread hop on every call to the carrier.
+async def get_carrier_state(request: Request) -> CarrierState:
     """The state ``create_app`` attached to the application."""
     state = request.app.state.carrier
     if not isinstance(state, CarrierState):
