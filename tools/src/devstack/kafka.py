@@ -135,7 +135,14 @@ def groups_consuming(topic_by_group: dict[str, str], *, stale_members: dict[str,
 
 
 _COORDINATOR_NOT_READY = frozenset(
-    {KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR}
+    {
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_COORDINATOR,
+        # The request itself timed out: on a fresh broker the first group request creates __consumer_offsets (50
+        # partitions), which on two busy cores took longer than the request timeout (stack start, 2026-12-03).
+        KafkaError._TIMED_OUT,
+    }
 )
 
 
