@@ -25,14 +25,17 @@ LEASE = timedelta(seconds=150)
 def handlers(
     store: FakeFulfillmentStore, publisher: FakeEventPublisher, wakes: RecordingWaker, clock: FakeClock
 ) -> FulfillmentHandlers:
+    return handlers_over(store, publisher, wakes, clock)
+
+
+def handlers_over(
+    store: FakeFulfillmentStore, publisher: FakeEventPublisher, wakes: RecordingWaker, clock: FakeClock
+) -> FulfillmentHandlers:
+    """The handlers of instance "worker-1", over `store`."""
     return FulfillmentHandlers(
-        store=store,
-        publisher=publisher,
-        wake_worker=wakes,
-        worker_id="worker-1",
-        pickup_lease=lambda: LEASE,
+        store=store, publisher=publisher, wake_worker=wakes, worker_id="worker-1", pickup_lease=lambda: LEASE,
         clock=clock,
-    )
+    )  # fmt: skip
 
 
 async def ship(store: FakeFulfillmentStore, order_id: str) -> None:
@@ -98,14 +101,7 @@ async def test_a_pickup_that_loses_the_race_to_another_replica_keeps_its_record_
         order_created("order-1"), at=T0 - timedelta(seconds=1), worker="worker-2", lease_for=LEASE
     )
     store = RivalPickupStore(rival)
-    handlers = FulfillmentHandlers(
-        store=store,
-        publisher=publisher,
-        wake_worker=wakes,
-        worker_id="worker-1",
-        pickup_lease=lambda: LEASE,
-        clock=clock,
-    )
+    handlers = handlers_over(store, publisher, wakes, clock)
 
     await handlers.pick_up(order_created("order-1"))
 
@@ -170,14 +166,7 @@ async def test_a_cancel_that_meets_a_concurrent_update_is_applied_to_the_record_
     publisher: FakeEventPublisher, wakes: RecordingWaker, clock: FakeClock
 ) -> None:
     store = ShippedMeanwhile()
-    handlers = FulfillmentHandlers(
-        store=store,
-        publisher=publisher,
-        wake_worker=wakes,
-        worker_id="worker-1",
-        pickup_lease=lambda: LEASE,
-        clock=clock,
-    )
+    handlers = handlers_over(store, publisher, wakes, clock)
     await handlers.pick_up(order_created("order-1"))
     store.interfere = True
 

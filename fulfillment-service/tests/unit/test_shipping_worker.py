@@ -500,6 +500,13 @@ def attempts_failed(publisher: FakeEventPublisher) -> list[str]:
     return [event.order_id for event in publisher.of_type(FulfillmentAttemptFailed.event_type)]
 
 
+async def close_the_gate(handlers: FulfillmentHandlers, fakes: Fakes) -> None:
+    """The carrier goes down, and an order ("first") finds out: its attempt fails and the worker holds what follows."""
+    fakes.carrier.be_unavailable()
+    await handlers.pick_up(order_created("first"))
+    await eventually(lambda: attempts_failed(fakes.publisher) == ["first"], what="the first attempt failed")
+
+
 async def test_while_the_carrier_is_unavailable_orders_due_for_it_are_held_and_one_is_tried_per_probe_interval(
     worker: ShippingWorker, handlers: FulfillmentHandlers, fakes: Fakes
 ) -> None:
@@ -551,10 +558,8 @@ async def test_an_order_leased_when_the_carrier_became_unavailable_is_held_unlea
     worker: ShippingWorker, handlers: FulfillmentHandlers, fakes: Fakes
 ) -> None:
     """Held under its lease, it would wait out the lease after the carrier is back, and keep other replicas off."""
-    fakes.carrier.be_unavailable()
     async with running(worker):
-        await handlers.pick_up(order_created("first"))
-        await eventually(lambda: attempts_failed(fakes.publisher) == ["first"], what="the first attempt failed")
+        await close_the_gate(handlers, fakes)
         await store_leased(fakes.store, "leased", Lease(owner=WORKER, until=T0 + LEASE))  # picked up just before
         worker.wake("leased")
         await eventually(lambda: fakes.store.record("leased").lease is None, what="the lease dropped")
@@ -566,10 +571,8 @@ async def test_an_order_leased_when_the_carrier_became_unavailable_is_held_unlea
 async def test_an_order_at_its_give_up_time_gets_its_last_attempt_while_the_carrier_is_held(
     worker: ShippingWorker, handlers: FulfillmentHandlers, fakes: Fakes
 ) -> None:
-    fakes.carrier.be_unavailable()
     async with running(worker):
-        await handlers.pick_up(order_created("first"))
-        await eventually(lambda: attempts_failed(fakes.publisher) == ["first"], what="the first attempt failed")
+        await close_the_gate(handlers, fakes)
         await handlers.pick_up(order_created("held"))
         await eventually(lambda: fakes.store.reads.count("held") >= 2, what="held looked at")
 
