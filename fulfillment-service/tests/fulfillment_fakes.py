@@ -19,10 +19,10 @@ from fulfillment_service.adapters.fulfillments import (
     ConcurrentUpdateError,
     PickupsRefusedError,
     StoredFulfillment,
-    shard_of,
 )
 from fulfillment_service.domain import FulfillmentRecord, FulfillmentStatus, Shipment
 from order_contracts.events import Address, Customer, EventData, LineItem, OrderCancelled, OrderCreated
+from service_runtime.paged_index import shard_of
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -89,17 +89,15 @@ class FakeFulfillmentStore(AbstractFulfillmentStore):
             return None
         payload, etag = stored
         record = FulfillmentRecord.model_validate_json(payload)
-        return StoredFulfillment(record=record, etag=etag, indexed=record.may_be_indexed())
+        return StoredFulfillment(record=record, etag=etag, index_page=0 if order_id in self.index else None)
 
-    async def save(self, record: FulfillmentRecord, etag: str | None, *, now: datetime, indexed: bool = True) -> None:
+    async def save(self, record: FulfillmentRecord, replacing: StoredFulfillment | None, *, now: datetime) -> None:
         current = self._records.get(record.order_id)
-        if (current[1] if current else None) != etag:
+        if (current[1] if current else None) != (replacing.etag if replacing else None):
             raise ConcurrentUpdateError(record.order_id)
         self._records[record.order_id] = (record.model_dump_json(), str(next(self._etags)))
         self.writes.setdefault(record.order_id, []).append(record.model_copy(deep=True))
         due = record.due_at(now)
-        if etag is not None and not indexed and due is None:
-            return  # as the real store: the index is not touched (were the order still listed, it would stay so)
         if due is None:
             self.index.pop(record.order_id, None)
         else:
@@ -116,7 +114,8 @@ class FakeFulfillmentStore(AbstractFulfillmentStore):
         due: list[tuple[datetime, str]] = []
         for offset in range(SHARD_COUNT):
             shard = (first_shard + offset) % SHARD_COUNT
-            due += [(at, order_id) for order_id, at in self.index.items() if shard_of(order_id) == shard and at <= now]
+            due += [(at, order_id) for order_id, at in self.index.items()
+                    if shard_of(order_id, SHARD_COUNT) == shard and at <= now]  # fmt: skip
             if len(due) >= limit:
                 break
         return [order_id for _, order_id in sorted(due)[:limit]]

@@ -14,9 +14,10 @@ from order_service.adapters.orders import (
     OrderAlreadyExistsError,
     StoredOrder,
 )
-from order_service.adapters.outbox import AbstractOutbox, OutboxEntry, OwedPage, shard_of
+from order_service.adapters.outbox import SHARD_COUNT, AbstractOutbox, OutboxEntry, OwedPage
 from order_service.adapters.readiness import Readiness
 from order_service.domain import Order
+from service_runtime.paged_index import ListedPage, shard_of
 
 SIDECAR_TOKEN = "test-app-api-token"
 """The APP_API_TOKEN the test apps are configured with."""
@@ -37,19 +38,21 @@ class FakeOrderRepository(AbstractOrderRepository, AbstractOutbox):
     async def owed(self, page_size: int) -> AsyncIterator[OwedPage]:
         """Like the real index: a shard at a time, each in recording order, in pages of at most `page_size`."""
         in_order = sorted(self.outbox.values(), key=lambda entry: entry.recorded_at)
-        for shard in sorted({shard_of(entry.partition_key) for entry in in_order}):
-            listed = [entry for entry in in_order if shard_of(entry.partition_key) == shard]
+        for shard in sorted({shard_of(entry.partition_key, SHARD_COUNT) for entry in in_order}):
+            listed = [entry for entry in in_order if shard_of(entry.partition_key, SHARD_COUNT) == shard]
             for start in range(0, len(listed), page_size):
                 page = listed[start : start + page_size]
                 yield OwedPage(
-                    shard=shard, entries=[entry for entry in page if entry.event_id in self.outbox], settled_ids=[]
+                    index_page=ListedPage(shard, 0, {entry.event_id: "" for entry in page}, sealed=False, etag=""),
+                    entries=[entry for entry in page if entry.event_id in self.outbox],
+                    settled_ids=[],
                 )
 
     async def settle(self, entries: list[OutboxEntry]) -> None:
         for entry in entries:
             self.outbox.pop(entry.event_id, None)
 
-    async def compact(self, shard: int, settled_ids: list[str]) -> None:
+    async def compact(self, page: OwedPage, settled_ids: list[str]) -> None:
         """Nothing to do: settled entries leave no ids behind here."""
 
     async def get(self, order_id: str) -> StoredOrder | None:

@@ -16,13 +16,19 @@ from datetime import datetime
 
 import httpx
 import pytest
+from devstack.layout import Layout
 from devstack.stack import Stack
 from fulfillment_service.config import Settings
 
 from tests.support.load import OrderStream
 from tests.support.polling import eventually
+from tests.support.state import largest_stored_value
 
 PICKUP_WITHIN_SECONDS = 5.0
+LARGEST_DOCUMENT_BYTES = 16 * 1024
+"""No stored document grows with the backlog: an index page of the outbox or the work index (at most 128 entries)
+and an order with its history stay far below this; a shard listing every parked order of its share did not (a
+10-minute carrier outage at 50/s left 940 orders, 64 KB, in each)."""
 FULFILLMENT_DEFAULTS = Settings.model_construct()
 """The fulfillment service's settings as the stack runs it (dapr.yaml sets none of those read here)."""
 
@@ -89,6 +95,11 @@ def _drain_told(drained: float | None, shipped: int, *, within: float, since: st
     return f"only {shipped} shipped in the {within:.0f} s after {since}"
 
 
+def _no_document_grew(layout: Layout) -> None:
+    key, size = largest_stored_value(layout)
+    assert size <= LARGEST_DOCUMENT_BYTES, f"{key} holds {size} bytes at the height of the backlog"
+
+
 def _each_shipped_once(carrier_admin: httpx.Client, order_ids: list[str]) -> None:
     shipped = _shipments_per_order(carrier_admin)
     assert [order_id for order_id in order_ids if shipped[order_id] > 1] == [], "an order shipped twice"
@@ -98,7 +109,7 @@ def _each_shipped_once(carrier_admin: httpx.Client, order_ids: list[str]) -> Non
 
 @pytest.mark.timeout(SIZE.broker_pause_seconds + 300)
 def test_a_broker_paused_while_orders_arrive_drains_every_order_once_it_is_back(
-    stack: Stack, carrier_admin: httpx.Client
+    stack: Stack, carrier_admin: httpx.Client, layout: Layout
 ) -> None:
     orders_before = _orders_shipped(carrier_admin)
     broker = stack.process("kafka")
@@ -109,6 +120,7 @@ def test_a_broker_paused_while_orders_arrive_drains_every_order_once_it_is_back(
         assert readiness["ready"], readiness
         assert readiness["status"] == "degraded", readiness
         assert "not being published" in readiness["degraded_reason"]
+        _no_document_grew(layout)
     finally:
         os.kill(broker.pid, signal.SIGCONT)
 
@@ -125,12 +137,13 @@ def test_a_broker_paused_while_orders_arrive_drains_every_order_once_it_is_back(
 
 @pytest.mark.timeout(SIZE.carrier_outage_seconds + 600)
 def test_a_carrier_down_while_orders_arrive_keeps_pickup_fast_and_ships_every_order_once_after(
-    order_api: httpx.Client, carrier_admin: httpx.Client
+    order_api: httpx.Client, carrier_admin: httpx.Client, layout: Layout
 ) -> None:
     orders_before = _orders_shipped(carrier_admin)
     carrier_admin.put("/admin/faults", json={"down": True}).raise_for_status()
     try:
         order_ids = _stream_for(SIZE.carrier_outage_seconds, per_second=SIZE.orders_per_second_while_down)
+        _no_document_grew(layout)
     finally:
         carrier_admin.delete("/admin/faults").raise_for_status()
 

@@ -29,6 +29,7 @@ from devstack.stack import ports_in_use
 from devstack.state_stores import STATE_STORE_KINDS, StateStoreKind, component_files, start_server
 from fulfillment_service.adapters.fulfillments import (
     SAVES_PER_TRANSACTION,
+    SHARD_COUNT,
     ConcurrentUpdateError,
     DaprFulfillmentStore,
 )
@@ -39,6 +40,7 @@ from order_service.adapters.orders import GROUP_COMMIT_MAX_ORDERS, DaprOrderRepo
 from order_service.adapters.outbox import DaprOutbox
 from order_service.handlers import CreateOrder, OrderHandlers
 from service_runtime.dapr_state import (
+    StateDelete,
     StateStoreUnfitError,
     StateWrite,
     TransactionRefusedError,
@@ -47,6 +49,7 @@ from service_runtime.dapr_state import (
     is_etag_mismatch,
     write_atomically,
 )
+from service_runtime.paged_index import IndexHeader, IndexPage, Listing, PagedIndex, Relisting
 
 from tests.support.orders import VALID_ORDER
 from tests.support.polling import eventually
@@ -252,6 +255,21 @@ async def test_an_http_transaction_that_inserts_a_taken_key_changes_nothing(
     assert json.loads((await dapr.get_state(STORE, shard)).data) == {"due": {}}
 
 
+async def test_an_http_transaction_deletes_a_key_only_at_the_etag_it_names(dapr: DaprClient) -> None:
+    """A sealed index page left empty is deleted by its ETag, in the transaction of the save that emptied it."""
+    key = fresh_key("page")
+    stale = await saved_twice(dapr, key)
+
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(TransactionRefusedError):
+            await write_atomically(http, SIDECAR_URL, STORE, [StateDelete(key, stale)])
+        assert (await dapr.get_state(STORE, key)).data == b"second"
+        current = (await dapr.get_state(STORE, key)).etag
+        await write_atomically(http, SIDECAR_URL, STORE, [StateDelete(key, current)])
+
+    assert (await dapr.get_state(STORE, key)).data == b""
+
+
 async def test_a_second_pickup_of_one_order_is_refused_not_written_over_the_first(
     dapr: DaprClient, bare_sidecar: BareSidecar, request: pytest.FixtureRequest
 ) -> None:
@@ -264,7 +282,7 @@ async def test_a_second_pickup_of_one_order_is_refused_not_written_over_the_firs
     )
     async with httpx.AsyncClient() as http:
         store = DaprFulfillmentStore(dapr, STORE, http=http, sidecar_url=SIDECAR_URL)
-        await store.create_shards()
+        await store.create_index()
         first, later = (
             FulfillmentRecord.pick_up(order, at=now, worker=replica, lease_for=timedelta(minutes=2))
             for replica in ("replica-a", "replica-b")
@@ -304,7 +322,7 @@ async def test_new_orders_that_arrive_together_are_committed_together_each_store
     """Group commit (adapters/orders.py): creates that arrive while a transaction is with the sidecar go in the
     next one, so a burst costs a few transactions, and each order is stored with its event owed in its shard."""
     outbox = DaprOutbox(dapr, STORE)
-    await outbox.create_shards()
+    await outbox.create_index()
     handlers = OrderHandlers(
         orders=DaprOrderRepository(dapr, STORE, outbox),
         idempotency_keys=DaprIdempotencyKeys(dapr, STORE, ttl_seconds=60),
@@ -345,7 +363,7 @@ async def test_fulfillment_saves_that_arrive_together_share_a_transaction_and_a_
     orders = [OrderCreated.model_validate({**order, "order_id": fresh_key("order")}) for _ in range(burst)]
     async with httpx.AsyncClient() as http:
         store = DaprFulfillmentStore(dapr, STORE, http=http, sidecar_url=SIDECAR_URL)
-        await store.create_shards()
+        await store.create_index()
         await store.insert_many(
             [FulfillmentRecord.pick_up(order, at=now, worker="worker-a", lease_for=timedelta(minutes=2))
              for order in orders],
@@ -356,7 +374,7 @@ async def test_fulfillment_saves_that_arrive_together_share_a_transaction_and_a_
         stale = 5  # not the first save of the burst (which goes alone): one of a batch
         changed_meanwhile = (await store.get(orders[stale].order_id)) or pytest.fail("the record is gone")
         changed_meanwhile.record.cancel()
-        await store.save(changed_meanwhile.record, changed_meanwhile.etag, now=now)
+        await store.save(changed_meanwhile.record, changed_meanwhile, now=now)
         for item in stored:
             item.record.record_shipment(Shipment(shipment_id=f"shp-{item.record.order_id}", carrier="c",
                                                  tracking_number="t"), at=now)  # fmt: skip
@@ -364,7 +382,7 @@ async def test_fulfillment_saves_that_arrive_together_share_a_transaction_and_a_
         transactions_before = successful_transactions()
 
         answers = await asyncio.gather(
-            *(store.save(item.record, item.etag, now=now, indexed=item.indexed) for item in stored),
+            *(store.save(item.record, item, now=now) for item in stored),
             return_exceptions=True,
         )
 
@@ -379,3 +397,119 @@ async def test_fulfillment_saves_that_arrive_together_share_a_transaction_and_a_
     assert orders[stale].order_id in indexed  # cancelled during a lease: still work to look at
     assert indexed.isdisjoint(order.order_id for i, order in enumerate(orders) if i != stale)
     assert 3 <= transactions <= 2 + burst // SAVES_PER_TRANSACTION, transactions
+
+
+async def commit_listings(index: PagedIndex, listings: list[Listing], relistings: list[Relisting]) -> dict[str, int]:
+    """Stage and commit in one transaction, staging again after a conflict or an index too busy to stage on (as the
+    services' writers do): the page each new entry went into."""
+    for _ in range(100):
+        try:
+            staged = await index.stage(listings, relistings)
+            await index.client.execute_state_transaction(index.store, staged.operations())
+        except Exception:  # noqa: S112 - the SDK raises bare gRPC errors; a conflict is what is expected
+            continue
+        return staged.pages
+    pytest.fail("the index kept refusing a transaction")
+
+
+async def stored_pages(dapr: DaprClient, index: PagedIndex, shard: int) -> dict[int, IndexPage]:
+    """Every page the shard's header spans that exists, read directly."""
+    header = IndexHeader.model_validate_json((await dapr.get_state(STORE, index.header_key(shard))).data)
+    pages = {}
+    for number in range(header.first, header.last + 1):
+        data = (await dapr.get_state(STORE, index.page_key(shard, number))).data
+        if data:
+            pages[number] = IndexPage.model_validate_json(data)
+    return pages
+
+
+async def test_a_paged_index_written_by_rival_writers_lists_every_entry_once_in_order_in_bounded_pages(
+    dapr: DaprClient, bare_sidecar: BareSidecar, request: pytest.FixtureRequest
+) -> None:
+    """Four writers (replicas: each its own index object and memory of open pages) list forty entries each, one
+    transaction at a time, into two shards of pages of five: no entry is lost or listed twice, no page holds more
+    than five, and each writer's entries are listed in the order it committed them (the outbox's per-order order)."""
+    expect_to_fail_on_redis(bare_sidecar, request, NO_ROLLBACK)
+    name = fresh_key("index")
+    writers = [PagedIndex(dapr, STORE, name, shard_count=2, capacity=5) for _ in range(4)]
+    await writers[0].create()
+
+    async def write(writer: int) -> None:
+        for entry in range(40):
+            await commit_listings(writers[writer], [Listing(writer % 2, f"w{writer}-{entry:02}", str(entry))], [])
+
+    await asyncio.gather(*(write(writer) for writer in range(4)))
+
+    scanned = [page async for page in writers[0].scan([0, 1])]
+    listed = [entry_id for page in scanned for entry_id in page.entries]
+    assert sorted(listed) == sorted(f"w{writer}-{entry:02}" for writer in range(4) for entry in range(40))
+    for writer in range(4):
+        assert [entry for entry in listed if entry.startswith(f"w{writer}-")] == [
+            f"w{writer}-{entry:02}" for entry in range(40)
+        ]
+    for shard in (0, 1):
+        pages = await stored_pages(dapr, writers[0], shard)
+        assert len(pages) == 16
+        assert max(len(page.entries) for page in pages.values()) == 5
+        assert [page.sealed for page in pages.values()] == [True] * 15 + [False]
+
+
+async def test_unlisting_a_sealed_pages_entries_deletes_it_and_a_scan_moves_the_header_past_it(
+    dapr: DaprClient,
+) -> None:
+    index = PagedIndex(dapr, STORE, fresh_key("index"), shard_count=1, capacity=4)
+    await index.create()
+    pages = await commit_listings(index, [Listing(0, f"e{entry}", "due") for entry in range(14)], [])
+    assert sorted(set(pages.values())) == [0, 1, 2, 3]
+
+    first_eight = [f"e{entry}" for entry in range(8)]
+    await commit_listings(index, [], [Relisting(0, pages[entry], entry, None) for entry in first_eight])
+    await commit_listings(index, [], [Relisting(0, pages["e8"], "e8", "later")])
+
+    assert sorted(await stored_pages(dapr, index, 0)) == [2, 3]
+    scanned = [page async for page in index.scan([0])]
+    assert [(page.number, page.entries) for page in scanned] == [
+        (2, {"e8": "later", "e9": "due", "e10": "due", "e11": "due"}),
+        (3, {"e12": "due", "e13": "due"}),
+    ]
+    header = IndexHeader.model_validate_json((await dapr.get_state(STORE, index.header_key(0))).data)
+    assert (header.first, header.last) == (2, 3)
+    await index.unlist(scanned[0], ["e8", "e9", "e10", "e11"])
+    await index.unlist(scanned[1], ["e12", "e13"])
+    assert sorted(await stored_pages(dapr, index, 0)) == [3]  # the open page stays, empty
+
+
+async def test_the_work_index_of_many_parked_orders_lists_each_by_its_record_in_bounded_pages(
+    dapr: DaprClient,
+) -> None:
+    """More parked orders than a page holds: each is listed once, by when it is due; a shipped one is unlisted; a
+    changed one is listed where it was, by its new time; no page holds more than its capacity."""
+    now = datetime.now(UTC)
+    order = {**VALID_ORDER, "total": "25.00", "created_at": now}
+    orders = [OrderCreated.model_validate({**order, "order_id": fresh_key("order")}) for _ in range(60)]
+    async with httpx.AsyncClient() as http:
+        index = PagedIndex(dapr, STORE, fresh_key("work-index"), shard_count=SHARD_COUNT, capacity=3)
+        store = DaprFulfillmentStore(dapr, STORE, http=http, sidecar_url=SIDECAR_URL, index=index)
+        await store.create_index()
+        for start in range(0, len(orders), 20):
+            await store.insert_many([FulfillmentRecord.pick_up(order, at=now, worker="w", lease_for=None)
+                                     for order in orders[start : start + 20]], now=now)  # fmt: skip
+        stored = [item for item in await asyncio.gather(*(store.get(order.order_id) for order in orders)) if item]
+        later = now + timedelta(minutes=5)
+        for i, item in enumerate(stored):
+            if i % 3 == 0:
+                item.record.record_shipment(Shipment(shipment_id=f"shp-{i}", carrier="c", tracking_number="t"),
+                                            at=now)  # fmt: skip
+                item.record.settle(item.record.owed_events)
+            else:
+                item.record.next_attempt_at = later if i % 3 == 1 else now
+        await asyncio.gather(*(store.save(item.record, item, now=now) for item in stored))
+
+        due_now = set(await store.due(now, limit=1_000))
+        due_later = set(await store.due(later, limit=1_000))
+        pages = [page for shard in range(SHARD_COUNT) for page in (await stored_pages(dapr, index, shard)).values()]
+    assert len(stored) == 60
+    assert due_now == {orders[i].order_id for i in range(60) if i % 3 == 2}
+    assert due_later == {orders[i].order_id for i in range(60) if i % 3 != 0}
+    assert max(len(page.entries) for page in pages) <= 3
+    assert sum(len(page.entries) for page in pages) == 40

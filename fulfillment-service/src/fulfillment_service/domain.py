@@ -142,11 +142,6 @@ class FulfillmentRecord(BaseModel):
             due = grace_ends if due is None else min(due, grace_ends)
         return due
 
-    def may_be_indexed(self) -> bool:
-        """Whether a worker may still have to look at this record (`due_at` gives when): a lease (even one that ran
-        out), work left, or events owed. A record with none of them is never in the work index."""
-        return self.lease is not None or self.needs_work() or bool(self.owed_events)
-
     def needs_work(self) -> bool:
         return self.status in (FulfillmentStatus.PENDING, FulfillmentStatus.VOIDING) or self.unheard_call
 

@@ -137,7 +137,7 @@ class FulfillmentHandlers:
                 return False
             await self.publisher.publish_owed(stored.record, published)
             try:
-                await self.store.save(stored.record, stored.etag, now=now, indexed=stored.indexed)
+                await self.store.save(stored.record, stored, now=now)
             except ConcurrentUpdateError:
                 continue
             if stored.record.owed_events or stored.record.needs_work() or stored.record.lease is not None:

@@ -69,7 +69,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await check_transactions_roll_back(dapr, settings.state_store)
         sidecar_url = f"http://127.0.0.1:{sidecar_port}"
         store = DaprFulfillmentStore(dapr, settings.state_store, http=state_http, sidecar_url=sidecar_url)
-        await store.create_shards()
+        await store.create_index()
         publisher = DaprEventPublisher(dapr, pubsub=settings.pubsub, topic=settings.topic, source=settings.app_id)
         carrier = DaprInvokedCarrier(http, sidecar_url=sidecar_url, endpoint=settings.carrier_endpoint)
         worker = ShippingWorker(store, carrier, publisher, worker_settings(settings))

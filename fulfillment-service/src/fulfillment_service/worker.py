@@ -25,7 +25,12 @@ from functools import partial
 
 from fulfillment_service.adapters.carrier import AbstractCarrier, CarrierRejectedError, CarrierUnavailableError
 from fulfillment_service.adapters.events import AbstractEventPublisher
-from fulfillment_service.adapters.fulfillments import SHARD_COUNT, AbstractFulfillmentStore, ConcurrentUpdateError
+from fulfillment_service.adapters.fulfillments import (
+    SHARD_COUNT,
+    AbstractFulfillmentStore,
+    ConcurrentUpdateError,
+    StoredFulfillment,
+)
 from fulfillment_service.domain import FulfillmentRecord, FulfillmentStatus, RetryPolicy
 
 logger = logging.getLogger(__name__)
@@ -217,9 +222,9 @@ class ShippingWorker:
             stored = await self._store.get(order_id)
             if stored is None:
                 return
-            record, etag, now = stored.record, stored.etag, self._clock()
+            record, now = stored.record, self._clock()
             if record.owed_events:
-                await self._publish_owed(record, etag, now)
+                await self._publish_owed(stored, now)
                 continue
             if record.is_leased_to_another(self.worker_id, now):
                 return
@@ -231,15 +236,15 @@ class ShippingWorker:
                 # be back): a lease left over is dropped, so the index lists the order by when it is due, if at all.
                 if record.lease is not None:
                     record.lease = None
-                    await self._store.save(record, etag, now=now)
+                    await self._store.save(record, stored, now=now)
                 return
             if not record.is_leased_to(self.worker_id, now):
                 record.claim(self.worker_id, now=now, lease_for=self._settings.lease_for)
-                await self._store.save(record, etag, now=now)
+                await self._store.save(record, stored, now=now)
                 continue
             waits_for_a_slot = self._calls.locked()
             async with self._calls:
-                if waits_for_a_slot and not await self._unchanged_and_still_mine(order_id, etag):
+                if waits_for_a_slot and not await self._unchanged_and_still_mine(order_id, stored.etag):
                     continue  # while it waited for a free slot: cancelled, or its lease ran out; look again
                 if record.status is FulfillmentStatus.PENDING:
                     after = await self._ship(record)
@@ -329,17 +334,17 @@ class ShippingWorker:
             apply(stored.record, now)
             await self._publisher.publish_owed(stored.record, published)
             try:
-                await self._store.save(stored.record, stored.etag, now=now, indexed=stored.indexed)
+                await self._store.save(stored.record, stored, now=now)
             except ConcurrentUpdateError:
                 continue
             return stored.record
         raise ConcurrentUpdateError(order_id)
 
-    async def _publish_owed(self, record: FulfillmentRecord, etag: str, now: datetime) -> None:
+    async def _publish_owed(self, stored: StoredFulfillment, now: datetime) -> None:
         """Publish the owed events in order (same ids as before, should they have gone out already), then forget
         them. A publish that fails leaves them owed: the next look at the order tries again."""
-        owed = list(record.owed_events)
+        owed = list(stored.record.owed_events)
         for event in owed:
             await self._publisher.publish(event)
-        record.settle(owed)
-        await self._store.save(record, etag, now=now)
+        stored.record.settle(owed)
+        await self._store.save(stored.record, stored, now=now)

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 from fulfillment_fakes import T0, FakeFulfillmentStore, order_created
-from fulfillment_service.adapters.fulfillments import ConcurrentUpdateError
+from fulfillment_service.adapters.fulfillments import ConcurrentUpdateError, StoredFulfillment
 from fulfillment_service.domain import FulfillmentRecord, FulfillmentStatus
 
 pytestmark = pytest.mark.anyio
@@ -23,11 +23,11 @@ async def test_a_write_must_carry_the_current_etag_and_a_create_none() -> None:
     with pytest.raises(ConcurrentUpdateError):
         await store.save(picked_up("order-1"), None, now=T0)
     stale.record.cancel()
-    await store.save(stale.record, stale.etag, now=T0)
+    await store.save(stale.record, stale, now=T0)
     with pytest.raises(ConcurrentUpdateError):
-        await store.save(stale.record, stale.etag, now=T0)
+        await store.save(stale.record, stale, now=T0)
     with pytest.raises(ConcurrentUpdateError):
-        await store.save(picked_up("order-2"), "1", now=T0)
+        await store.save(picked_up("order-2"), StoredFulfillment(picked_up("order-2"), "1", index_page=0), now=T0)
 
     assert store.record("order-1").status is FulfillmentStatus.CANCELLED
     assert not store.has("order-2")

@@ -12,6 +12,7 @@ from fulfillment_fakes import (
     order_cancelled,
     order_created,
 )
+from fulfillment_service.adapters.fulfillments import StoredFulfillment
 from fulfillment_service.domain import FulfillmentRecord, FulfillmentStatus, Lease, Shipment
 from fulfillment_service.handlers import FulfillmentHandlers, UnknownOrderError
 from order_contracts.events import FulfillmentDelivered, FulfillmentStarted
@@ -44,7 +45,7 @@ async def ship(store: FakeFulfillmentStore, order_id: str) -> None:
     assert stored is not None
     stored.record.record_shipment(Shipment(shipment_id="shp-1", carrier="Fake Parcel", tracking_number="T-1"), at=T0)
     stored.record.settle(list(stored.record.owed_events))
-    await store.save(stored.record, stored.etag, now=T0)
+    await store.save(stored.record, stored, now=T0)
 
 
 async def test_a_pickup_stores_the_work_leased_to_this_worker_wakes_it_once_and_says_so(
@@ -88,10 +89,10 @@ class RivalPickupStore(FakeFulfillmentStore):
         super().__init__()
         self.rival = rival
 
-    async def save(self, record: FulfillmentRecord, etag: str | None, *, now: datetime, indexed: bool = True) -> None:
+    async def save(self, record: FulfillmentRecord, replacing: StoredFulfillment | None, *, now: datetime) -> None:
         if not self.writes:  # the rival's insert lands just before this one
             await super().save(self.rival, None, now=self.rival.picked_up_at)
-        await super().save(record, etag, now=now, indexed=indexed)
+        await super().save(record, replacing, now=now)
 
 
 async def test_a_pickup_that_loses_the_race_to_another_replica_keeps_its_record_and_announces_its_pickup(
@@ -155,11 +156,11 @@ class ShippedMeanwhile(FakeFulfillmentStore):
 
     interfere = False
 
-    async def save(self, record: FulfillmentRecord, etag: str | None, *, now: datetime, indexed: bool = True) -> None:
+    async def save(self, record: FulfillmentRecord, replacing: StoredFulfillment | None, *, now: datetime) -> None:
         if self.interfere:
             self.interfere = False
             await ship(self, record.order_id)
-        await super().save(record, etag, now=now, indexed=indexed)
+        await super().save(record, replacing, now=now)
 
 
 async def test_a_cancel_that_meets_a_concurrent_update_is_applied_to_the_record_as_it_is_now(

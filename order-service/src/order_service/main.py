@@ -40,7 +40,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with DaprClient() as dapr:
         await check_transactions_roll_back(dapr, settings.state_store)
         outbox = DaprOutbox(dapr, settings.state_store)
-        await outbox.create_shards()
+        await outbox.create_index()
         relay = OutboxRelay(
             outbox,
             DaprEventPublisher(dapr, pubsub=settings.pubsub, topic=settings.topic),

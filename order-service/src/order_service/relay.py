@@ -134,7 +134,7 @@ class OutboxRelay:
                     published_ids |= {entry.event_id for entry in published}
                     published_count += len(published)
             if settled_ids:
-                await self.outbox.compact(page.shard, settled_ids)
+                await self.outbox.compact(page, settled_ids)
         self._fresh = [entry for entry in self._fresh if entry.event_id not in published_ids]
         self.status.owed = owed - published_count
         if published_count:

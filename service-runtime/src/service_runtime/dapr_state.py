@@ -3,6 +3,7 @@ that may insert, and the start-up check that the configured store rolls a failed
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -26,6 +27,15 @@ class StateWrite:
     """Write only over this version of the key."""
     insert_only: bool = False
     """Write only if the key does not exist (first-write without an ETag)."""
+
+
+@dataclass(frozen=True)
+class StateDelete:
+    """One delete in a transaction sent by `write_atomically` or built by `as_operations`."""
+
+    key: str
+    etag: str | None = None
+    """Delete only this version of the key."""
 
 
 class TransactionRefusedError(RuntimeError):
@@ -64,14 +74,30 @@ async def insert_if_absent(
     return True
 
 
-async def write_atomically(http: httpx.AsyncClient, sidecar_url: str, store: str, writes: list[StateWrite]) -> None:
+def as_operations(writes: Sequence[StateWrite | StateDelete]) -> list[TransactionalStateOperation]:
+    """The SDK's transactional operations for `writes`; ValueError for an insert-only write, which they cannot
+    carry (`write_atomically` can)."""
+    operations = []
+    for write in writes:
+        if isinstance(write, StateDelete):
+            operations.append(TransactionalStateOperation(write.key, "", write.etag, TransactionOperationType.delete))
+        elif write.insert_only:
+            raise ValueError(f"an insert-only write of {write.key} needs write_atomically")
+        else:
+            operations.append(TransactionalStateOperation(write.key, write.value, write.etag))
+    return operations
+
+
+async def write_atomically(
+    http: httpx.AsyncClient, sidecar_url: str, store: str, writes: Sequence[StateWrite | StateDelete]
+) -> None:
     """Apply `writes` in one state transaction, through the sidecar's HTTP API (`http`'s timeouts apply).
 
     Not through the SDK's `execute_state_transaction`: its operations cannot carry first-write concurrency, so a
     transaction could not insert a record only if it is new (the sidecar and the SQLite and PostgreSQL stores
     honour it in a transaction, tests/integration/test_state_stores.py); over HTTP the operation carries it.
     """
-    body = '{"operations": [' + ", ".join(_upsert_operation(write) for write in writes) + "]}"
+    body = '{"operations": [' + ", ".join(_operation(write) for write in writes) + "]}"
     response = await http.post(
         f"{sidecar_url}/v1.0/state/{store}/transaction", content=body, headers={"content-type": "application/json"}
     )
@@ -79,10 +105,14 @@ async def write_atomically(http: httpx.AsyncClient, sidecar_url: str, store: str
         raise TransactionRefusedError(f"state transaction on {store}: {response.status_code} {response.text}")
 
 
-def _upsert_operation(write: StateWrite) -> str:
-    """One operation of the transaction's JSON body, with the value's JSON text embedded as it is (parsing it only
-    to serialise it again cost the busy fulfillment service measurable CPU per write)."""
+def _operation(write: StateWrite | StateDelete) -> str:
+    """One operation of the transaction's JSON body, an upsert's value embedded as the JSON text it is (parsing it
+    only to serialise it again cost the busy fulfillment service measurable CPU per write)."""
     request: dict[str, object] = {"key": write.key}
+    if isinstance(write, StateDelete):
+        if write.etag is not None:
+            request["etag"] = write.etag
+        return json.dumps({"operation": "delete", "request": request})
     if write.etag is not None:
         request["etag"] = write.etag
     if write.insert_only:

@@ -1,48 +1,63 @@
 """Where fulfillment records live: the port, and its adapter over the Dapr state API.
 
-Besides the record (`fulfillment|<order id>`), every write updates a work index in the same state transaction:
-`work-shard|<k>` maps each order that needs a worker's attention to the time it is due (the SQLite store has no
-query API, so the index is how a worker, of any replica, finds parked work, expired leases and unpublished
-events). The shard is fixed by the order id and updated with its ETag, so concurrent writers never lose each
-other's entries; a conflict fails the transaction, which is then retried.
+Besides the record (`fulfillment|<order id>`), a write updates a work index in the same state transaction: the
+paged index `work-index` (service_runtime.paged_index) lists each order that needs a worker's attention with the
+time it is due (the SQLite store has no query API, so the index is how a worker, of any replica, finds parked
+work, expired leases and unpublished events). The shard is fixed by the order id, and the stored record remembers
+the index page that lists it, so a later write changes the entry where it is. Index pages are written by their
+ETags, so concurrent writers never lose each other's entries; a conflict fails the transaction, which is then
+retried. However many orders are parked, no document, read or transaction grows: pages hold at most
+`PAGE_CAPACITY` entries.
 """
 
+import contextlib
 import logging
-import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import httpx
 from dapr.aio.clients import DaprClient
-from dapr.clients.grpc._request import TransactionalStateOperation
 from pydantic import BaseModel
 from service_runtime.coalescing import Coalescer
-from service_runtime.dapr_state import StateWrite, TransactionRefusedError, insert_if_absent, write_atomically
+from service_runtime.dapr_state import (
+    StateDelete,
+    StateWrite,
+    TransactionRefusedError,
+    as_operations,
+    write_atomically,
+)
+from service_runtime.paged_index import Listing, PagedIndex, Relisting
 
 from fulfillment_service.domain import FulfillmentRecord
 
 logger = logging.getLogger(__name__)
 
 SHARD_COUNT = 32
-SHARDS_PER_READ = 8
-"""The work index is read this many shards per bulk read: the sidecar's gRPC answers are capped at 4 MiB, and a long
-carrier outage parks every order in the index."""
+PAGE_CAPACITY = 128
+"""Most orders in a work-index page: about 9 KB."""
 TRANSACTION_ATTEMPTS = 20
 READS_PER_BATCH = 100
 """Most records in one coalesced bulk read: a few KB each, far below the sidecar's 4 MiB answers."""
 SAVES_PER_TRANSACTION = 16
-"""Most saves in one transaction. Each may touch its own shard, and a shard lists every parked order of its
-share, so this bounds the transaction's size during a long carrier outage too."""
+"""Most saves in one transaction: each record and the index page it is listed in, a few tens of KB in all."""
 
 
 @dataclass(frozen=True)
 class StoredFulfillment:
     record: FulfillmentRecord
     etag: str
-    indexed: bool
-    """Whether the work index may list this version: a record with nothing left to do is never indexed, so a save
-    that leaves it so need not touch the index."""
+    index_page: int | None
+    """The work-index page that lists this version; None if the index does not list it (nothing left to do), so a
+    save that leaves it so need not touch the index."""
+
+
+class _StoredDocument(BaseModel):
+    """What the state store holds under `record_key`: the record, and where the work index lists it."""
+
+    record: FulfillmentRecord
+    index_page: int | None = None
 
 
 class ConcurrentUpdateError(Exception):
@@ -53,21 +68,8 @@ class PickupsRefusedError(Exception):
     """A record to be inserted exists already (the batch holds a redelivery): nothing of the batch was written."""
 
 
-class WorkIndexShard(BaseModel):
-    due: dict[str, datetime] = {}
-    """Order id -> when it is due."""
-
-
 def record_key(order_id: str) -> str:
     return f"fulfillment|{order_id}"
-
-
-def shard_key(shard: int) -> str:
-    return f"work-shard|{shard}"
-
-
-def shard_of(order_id: str) -> int:
-    return zlib.crc32(order_id.encode()) % SHARD_COUNT
 
 
 class AbstractFulfillmentStore(ABC):
@@ -75,10 +77,9 @@ class AbstractFulfillmentStore(ABC):
     async def get(self, order_id: str) -> StoredFulfillment | None: ...
 
     @abstractmethod
-    async def save(self, record: FulfillmentRecord, etag: str | None, *, now: datetime, indexed: bool = True) -> None:
-        """Write the record if it still has `etag` (None: if it does not exist yet) and index it by
-        `record.due_at(now)`, atomically; ConcurrentUpdateError otherwise. `indexed`: whether the version being
-        replaced may be in the index (`StoredFulfillment.indexed`); when neither is, the index is left alone."""
+    async def save(self, record: FulfillmentRecord, replacing: StoredFulfillment | None, *, now: datetime) -> None:
+        """Write the record over the version `replacing` (None: only if none exists yet) and index it by
+        `record.due_at(now)`, atomically; ConcurrentUpdateError if the stored version is another."""
 
     @abstractmethod
     async def insert_many(self, records: list[FulfillmentRecord], *, now: datetime) -> None:
@@ -92,41 +93,48 @@ class AbstractFulfillmentStore(ABC):
         more than `limit`."""
 
 
-@dataclass(frozen=True)
-class _Save:
+class _Save(NamedTuple):
     record: FulfillmentRecord
-    etag: str | None
+    replacing: StoredFulfillment | None
     now: datetime
-    indexed: bool
 
     @property
-    def touches_index(self) -> bool:
-        """A save that leaves the record unindexed, of a version that was not indexed either, leaves the index be."""
-        return self.etag is None or self.indexed or self.record.due_at(self.now) is not None
+    def etag(self) -> str | None:
+        return self.replacing.etag if self.replacing is not None else None
 
 
 class DaprFulfillmentStore(AbstractFulfillmentStore):
     """Reads and saves that arrive together go together (service_runtime.coalescing): a busy worker's many reads
-    are one bulk read, its many saves one transaction with one bulk read of the shards they touch. A transaction
-    that inserts goes through the sidecar's HTTP API (`write_atomically`: the SDK's transactional operations cannot
-    ask for an insert only if absent); the others through the SDK, which costs the app less CPU per call."""
+    are one bulk read, its many saves one transaction with one bulk read of the index pages they touch. A
+    transaction that inserts goes through the sidecar's HTTP API (`write_atomically`: the SDK's transactional
+    operations cannot ask for an insert only if absent); the others through the SDK, which costs the app less CPU
+    per call."""
 
-    def __init__(self, client: DaprClient, store_name: str, *, http: httpx.AsyncClient, sidecar_url: str) -> None:
+    def __init__(
+        self,
+        client: DaprClient,
+        store_name: str,
+        *,
+        http: httpx.AsyncClient,
+        sidecar_url: str,
+        index: PagedIndex | None = None,
+    ) -> None:
+        """`index`: the work index (by default `work-index` in the same store, `SHARD_COUNT` shards of pages of
+        `PAGE_CAPACITY`)."""
         self._client = client
         self._store = store_name
         self._http = http
         self._sidecar_url = sidecar_url
+        self._index = index or PagedIndex(
+            client, store_name, "work-index", shard_count=SHARD_COUNT, capacity=PAGE_CAPACITY
+        )
         self._reads = Coalescer(self._read_batch, max_batch=READS_PER_BATCH, name="fulfillment-reads")
         self._saves = Coalescer(
             self._save_batch, max_batch=SAVES_PER_TRANSACTION, name="fulfillment-saves", key=_order_of_save
         )
 
-    async def create_shards(self) -> None:
-        """Each shard must exist before the first transaction that updates it with an ETag (an update without one
-        could overwrite a concurrent writer's entry)."""
-        empty = WorkIndexShard().model_dump_json()
-        for shard in range(SHARD_COUNT):
-            await insert_if_absent(self._client, self._store, shard_key(shard), empty)
+    async def create_index(self) -> None:
+        await self._index.create()
 
     async def get(self, order_id: str) -> StoredFulfillment | None:
         return await self._reads.submit(order_id)
@@ -140,27 +148,24 @@ class DaprFulfillmentStore(AbstractFulfillmentStore):
         found = {}
         for item in response.items:
             if item.data:
-                record = FulfillmentRecord.model_validate_json(item.data)
-                found[record.order_id] = StoredFulfillment(record, item.etag, record.may_be_indexed())
+                document = _StoredDocument.model_validate_json(item.data)
+                found[document.record.order_id] = StoredFulfillment(document.record, item.etag, document.index_page)
         return found
 
-    async def save(self, record: FulfillmentRecord, etag: str | None, *, now: datetime, indexed: bool = True) -> None:
-        await self._saves.submit(_Save(record, etag, now, indexed))
+    async def save(self, record: FulfillmentRecord, replacing: StoredFulfillment | None, *, now: datetime) -> None:
+        await self._saves.submit(_Save(record, replacing, now))
 
     async def _save_batch(self, saves: list[_Save]) -> list[Exception | None]:
-        """One transaction for the saves (of distinct orders) and the shards they touch. Refused: the saves whose
-        record changed since it was read get ConcurrentUpdateError; the rest (a shard conflict) are tried again."""
+        """One transaction for the saves (of distinct orders) and the index pages they touch. Refused: the saves
+        whose record changed since it was read get ConcurrentUpdateError; the rest (an index conflict) are tried
+        again."""
         answers: list[Exception | None] = [None] * len(saves)
         pending = list(range(len(saves)))
         last_error: Exception | None = None
         for _ in range(TRANSACTION_ATTEMPTS):
             batch = [saves[i] for i in pending]
-            shards = await self._read_shards([save.record.order_id for save in batch if save.touches_index])
-            for save in batch:
-                if save.touches_index:
-                    _index(shards[shard_key(shard_of(save.record.order_id))][0], save.record, save.now)
             try:
-                await self._transact([(save.record, save.etag) for save in batch], shards)
+                await self._transact(batch)
             except Exception as error:  # refused (each path raises its own kind): tell the conflicts apart by reading
                 last_error = error
                 current = await self._read_records([save.record.order_id for save in batch])
@@ -171,7 +176,7 @@ class DaprFulfillmentStore(AbstractFulfillmentStore):
                 if not pending:
                     return answers
                 if not stale:
-                    logger.info("work index shard conflict, retrying", extra={"records": len(pending)})
+                    logger.info("work index conflict, retrying", extra={"records": len(pending)})
                 continue
             return answers
         assert last_error is not None
@@ -179,47 +184,48 @@ class DaprFulfillmentStore(AbstractFulfillmentStore):
             answers[i] = last_error
         return answers
 
-    async def _read_shards(self, order_ids: list[str]) -> dict[str, tuple[WorkIndexShard, str | None]]:
-        """The shards these orders fall in, each with its ETag, in one bulk read."""
-        keys = sorted({shard_key(shard_of(order_id)) for order_id in order_ids})
-        if not keys:
-            return {}
-        response = await self._client.get_bulk_state(self._store, keys)
-        return {item.key: (WorkIndexShard.model_validate_json(item.data or "{}"), item.etag or None)
-                for item in response.items}  # fmt: skip
-
-    async def _transact(
-        self, records: list[tuple[FulfillmentRecord, str | None]], shards: dict[str, tuple[WorkIndexShard, str | None]]
-    ) -> None:
-        """One transaction: each record (by its ETag, or inserted only if absent when its ETag is None) and each
-        shard (by its ETag)."""
-        if any(etag is None for _, etag in records):
-            writes = [StateWrite(record_key(record.order_id), record.model_dump_json(), etag, insert_only=etag is None)
-                      for record, etag in records]  # fmt: skip
-            writes += [StateWrite(key, index.model_dump_json(), etag) for key, (index, etag) in shards.items()]
+    async def _transact(self, saves: list[_Save]) -> None:
+        """One transaction: each record (over the version it replaces, or inserted only if absent when it replaces
+        none) with the index page that now lists it, and the index changes that go with them."""
+        listings, relistings = [], []
+        dues = [save.record.due_at(save.now) for save in saves]
+        for (record, replacing, _), due in zip(saves, dues, strict=True):
+            shard = self._index.shard_of(record.order_id)
+            page = replacing.index_page if replacing is not None else None
+            if page is not None:
+                relistings.append(Relisting(shard, page, record.order_id, None if due is None else due.isoformat()))
+            elif due is not None:
+                listings.append(Listing(shard, record.order_id, due.isoformat()))
+        staged = await self._index.stage(listings, relistings)
+        writes: list[StateWrite | StateDelete] = []
+        for (record, replacing, _), due in zip(saves, dues, strict=True):
+            if replacing is not None and replacing.index_page is not None:
+                page = replacing.index_page if due is not None else None
+            else:
+                page = staged.pages.get(record.order_id)
+            document = _StoredDocument(record=record, index_page=page).model_dump_json()
+            if replacing is None:
+                writes.append(StateWrite(record_key(record.order_id), document, insert_only=True))
+            else:
+                writes.append(StateWrite(record_key(record.order_id), document, replacing.etag))
+        writes += staged.writes
+        if any(save.replacing is None for save in saves):
             await write_atomically(self._http, self._sidecar_url, self._store, writes)
-            return
-        operations = [TransactionalStateOperation(record_key(record.order_id), record.model_dump_json(), etag)
-                      for record, etag in records]  # fmt: skip
-        operations += [TransactionalStateOperation(key, index.model_dump_json(), etag)
-                       for key, (index, etag) in shards.items()]  # fmt: skip
-        await self._client.execute_state_transaction(self._store, operations)
+        else:
+            await self._client.execute_state_transaction(self._store, as_operations(writes))
 
     async def insert_many(self, records: list[FulfillmentRecord], *, now: datetime) -> None:
-        """One bulk read of the shards the records fall in and one transaction; a conflict on a shard (another
-        writer) is retried, a record that exists already ends it."""
+        """One bulk read of the index pages the records go in and one transaction; a conflict in the index
+        (another writer) is retried, a record that exists already ends it."""
         last_error: Exception | None = None
         for _ in range(TRANSACTION_ATTEMPTS):
-            shards = await self._read_shards([record.order_id for record in records])
-            for record in records:
-                _index(shards[shard_key(shard_of(record.order_id))][0], record, now)
             try:
-                await self._transact([(record, None) for record in records], shards)
+                await self._transact([_Save(record, None, now) for record in records])
             except TransactionRefusedError as error:
                 last_error = error
                 if await self._read_records([record.order_id for record in records]):
                     raise PickupsRefusedError(f"{len(records)} records") from error
-                logger.info("work index shard conflict, retrying", extra={"records": len(records)})
+                logger.info("work index conflict, retrying", extra={"records": len(records)})
                 continue
             return
         assert last_error is not None
@@ -228,27 +234,15 @@ class DaprFulfillmentStore(AbstractFulfillmentStore):
     async def due(self, now: datetime, *, limit: int, first_shard: int = 0) -> list[str]:
         due: list[tuple[datetime, str]] = []
         in_order = [(first_shard + offset) % SHARD_COUNT for offset in range(SHARD_COUNT)]
-        for start in range(0, SHARD_COUNT, SHARDS_PER_READ):
-            keys = [shard_key(shard) for shard in in_order[start : start + SHARDS_PER_READ]]
-            shards = await self._client.get_bulk_state(self._store, keys)
-            due += [
-                (at, order_id)
-                for item in shards.items
-                if item.data
-                for order_id, at in WorkIndexShard.model_validate_json(item.data).due.items()
-                if at <= now
-            ]
-            if len(due) >= limit:
-                break
+        async with contextlib.aclosing(self._index.scan(in_order)) as pages:
+            async for page in pages:
+                for order_id, value in page.entries.items():
+                    at = datetime.fromisoformat(value)
+                    if at <= now:
+                        due.append((at, order_id))
+                if len(due) >= limit:
+                    break
         return [order_id for _, order_id in sorted(due)[:limit]]
-
-
-def _index(shard: WorkIndexShard, record: FulfillmentRecord, now: datetime) -> None:
-    due = record.due_at(now)
-    if due is None:
-        shard.due.pop(record.order_id, None)
-    else:
-        shard.due[record.order_id] = due
 
 
 def _order_of_save(save: _Save) -> str:

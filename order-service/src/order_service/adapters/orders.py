@@ -127,13 +127,13 @@ class DaprOrderRepository(AbstractOrderRepository):
     async def _write(self, orders: list[Order], owed: list[OutboxEntry], *, etag: str | None = None) -> None:
         """One transaction: the orders (a single one when `etag` is given: an update of that version) and each
         owed event in the outbox. A failed transaction is either the order's ETag (someone else updated it: the
-        caller re-reads) or an outbox shard's (another writer enlisted in the same shard: enlist again, retry)."""
+        caller re-reads) or an outbox index page's (another writer enlisted in the same page: enlist again, retry)."""
         assert etag is None or len(orders) == 1
         last_error: Exception | None = None
         for _ in range(TRANSACTION_ATTEMPTS):
             operations = [TransactionalStateOperation(order.id, order.model_dump_json(), etag=etag) for order in orders]
-            operations += await self._outbox.enlist(owed)
-            try:
+            try:  # enlisting too: it fails (IndexBusyError) where rival writers keep moving an index page on
+                operations += await self._outbox.enlist(owed)
                 await self._client.execute_state_transaction(self._store, operations)
             except Exception as error:
                 last_error = error
@@ -141,7 +141,7 @@ class DaprOrderRepository(AbstractOrderRepository):
                     current = await self.get(orders[0].id)
                     if current is None or current.etag != etag:
                         raise ConcurrentUpdateError(orders[0].id) from error
-                logger.info("outbox shard conflict, retrying", extra={"order_id": orders[0].id, "orders": len(orders)})
+                logger.info("outbox index conflict, retrying", extra={"order_id": orders[0].id, "orders": len(orders)})
                 continue
             return
         assert last_error is not None
