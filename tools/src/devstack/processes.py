@@ -113,13 +113,18 @@ def stop_recorded(pid_dir: Path, timeout: float = 20.0) -> list[str]:
 def wait_until(
     condition: Callable[[], bool], *, what: str, timeout: float, process: ManagedProcess | None = None
 ) -> None:
-    """Poll `condition` until it holds; fail early if `process` exits, and with its log's tail on timeout."""
+    """Poll `condition` until it holds; fail early if `process` exits, and with its log's tail on timeout. A process
+    that failed to come up is stopped (its whole group) before the error is raised: nobody else holds it yet."""
     deadline = time.monotonic() + timeout
     while not condition():
         if process is not None and not process.alive():
+            process.stop()  # the group: what it started may outlive it
             raise StartupError(f"{process.name} exited while waiting for {what}:\n{tail(process.log_path)}")
         if time.monotonic() > deadline:
-            log_hint = f"\n{tail(process.log_path)}" if process is not None else ""
+            log_hint = ""
+            if process is not None:
+                process.stop()
+                log_hint = f"\n{tail(process.log_path)}"
             raise StartupError(f"timed out after {timeout:.0f} s waiting for {what}{log_hint}")
         time.sleep(0.1)
 
