@@ -15,7 +15,7 @@ TEST_DIRS := contracts/tests service-runtime/tests order-service/tests fulfillme
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-22s %s\n", $$1, $$2}'
 
-install: ## Install everything: uv + Python deps, daprd/placement/scheduler/CLI (built from Go modules), Kafka jars
+install: ## Install everything: uv + Python deps, daprd and the dapr CLI (built from Go modules), Kafka jars
 	@bash tools/ensure-uv.sh
 	$(UV) sync --frozen
 	@bash tools/install-dapr.sh
@@ -28,7 +28,7 @@ contracts-deps: ## Install the AsyncAPI JSON Schema the contract tests validate 
 install-state-stores: ## Install the alternate state stores' servers: PostgreSQL and Redis (Debian packages)
 	@bash tools/install-state-stores.sh
 
-up: install ## Start Kafka, Dapr placement + scheduler and the three apps with their sidecars; Ctrl-C stops all
+up: install ## Start Kafka and the three apps with their sidecars; Ctrl-C stops all
 	$(UV) run --frozen devstack up --state-store $(STATE_STORE)
 
 down: ## Stop a stack left running (by the PIDs in .run/pids)

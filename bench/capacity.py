@@ -27,7 +27,6 @@ import argparse
 import base64
 import json
 import math
-import os
 import shlex
 import sys
 import tempfile
@@ -49,6 +48,7 @@ import matplotlib.pyplot as plt
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 from devstack import kafka
+from devstack.dapr import stored_secrets
 from devstack.layout import APPS, LOOPBACK, Layout
 from devstack.stack import SUBSCRIBER_GROUPS, Stack
 from order_creation import (
@@ -370,10 +370,9 @@ def measure_spike(vegeta: str, scale: Scale, workdir: Path, admin: AdminClient, 
 
 
 def sidecar_headers() -> dict[str, list[str]]:
-    headers = {"Content-Type": ["application/json"]}
-    if os.environ.get("DAPR_API_TOKEN"):
-        headers["dapr-api-token"] = [os.environ["DAPR_API_TOKEN"]]
-    return headers
+    """vegeta's form of the headers a call to the order sidecar's API needs (its Dapr API token)."""
+    token = stored_secrets(Layout.discover())["DAPR_API_TOKEN"]
+    return {"Content-Type": ["application/json"], "dapr-api-token": [token]}
 
 
 def write_ceiling_targets(path: Path, keys: list[str]) -> None:
@@ -507,7 +506,7 @@ def report(*, layout: Layout, command: str, started: datetime, scale: Scale, ste
     lines = [
         f"# Capacity on one machine ({started:%Y-%m-%d %H:%M} UTC)",
         "",
-        f"Machine: {machine()}. Everything (Kafka, placement, scheduler, 3 apps + 3 sidecars, and vegeta) on it.",
+        f"Machine: {machine()}. Everything (Kafka, 3 apps + 3 sidecars, and vegeta) on it.",
         f"Dapr {versions['DAPR_VERSION']}, Kafka {versions['KAFKA_VERSION']}, vegeta {versions['VEGETA_VERSION']};"
         f" SQLite state stores. Command: `{command}`. One stack for the whole run, warmed up for"
         f" {WARM_UP_SECONDS} s; every load open-model (vegeta, fixed arrival rate); orders read back after each"

@@ -39,8 +39,6 @@ class Measured:
 
 PROCESSES = (
     Measured("Kafka", r" kafka\.Kafka "),
-    Measured("placement", r"/placement "),
-    Measured("scheduler", r"/scheduler "),
     Measured("order app", r"python[0-9.]* -m order_service$", python=True),
     Measured("order sidecar", r"/daprd .*--app-id order-service "),
     Measured("fulfillment app", r"python[0-9.]* -m fulfillment_service$", python=True),

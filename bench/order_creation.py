@@ -125,7 +125,7 @@ def report(layout: Layout, summaries: list[dict[str, Any]], state_store: StateSt
     lines = [
         f"# Order creation under a fixed arrival rate ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
         "",
-        f"Machine: {machine()}. Everything (Kafka, placement, scheduler, 3 apps + 3 sidecars, and vegeta) on it.",
+        f"Machine: {machine()}. Everything (Kafka, 3 apps + 3 sidecars, and vegeta) on it.",
         f"Dapr {versions['DAPR_VERSION']}, Kafka {versions['KAFKA_VERSION']}, vegeta {versions['VEGETA_VERSION']};"
         f" state store: {state_store}; {WARM_UP_SECONDS} s warm-up per rate, not counted. Command: `uv run python"
         f" bench/order_creation.py --rates {' '.join(str(s['rate_per_s']) for s in summaries)} --duration"

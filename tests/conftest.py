@@ -1,4 +1,4 @@
-"""The real stack for integration and end-to-end tests: Kafka, placement, scheduler and `dapr run -f dapr.yaml`,
+"""The real stack for integration and end-to-end tests: Kafka and `dapr run -f dapr.yaml`,
 started once per test session by the project's own launcher and stopped (by PID) at the end, pass or fail.
 
 Nothing here is mocked: a missing daprd or broker makes the session fail, never skip.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the official daprd, placement and scheduler from the github.com/dapr/dapr Go module and the dapr CLI from
-# github.com/dapr/cli, at the versions pinned in tools/versions.env, then lays out a project-local Dapr home
-# (.dapr/) the way `dapr init --slim` would. Built binaries are cached per version outside the work tree, so a
+# Builds the official daprd from the github.com/dapr/dapr Go module and the dapr CLI from github.com/dapr/cli, at the
+# versions pinned in tools/versions.env, then lays out a project-local Dapr home (.dapr/) the way `dapr init --slim`
+# would. Placement and the scheduler are not built: nothing here uses actors, workflows or the Jobs API (README,
+# "Security"). Built binaries are cached per version outside the work tree, so a
 # second run (or another clone on the same machine) does not rebuild.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,7 +30,7 @@ writable_module_copy() {
 }
 
 build_runtime() {
-  if [[ -x "$build_dir/bin/daprd" && -x "$build_dir/bin/placement" && -x "$build_dir/bin/scheduler" ]]; then
+  if [[ -x "$build_dir/bin/daprd" ]]; then
     log "daprd $DAPR_VERSION already built in $build_dir"
     return
   fi
@@ -39,11 +40,9 @@ build_runtime() {
   ldflags+=" -X github.com/dapr/dapr/pkg/buildinfo.gitversion=v$DAPR_VERSION"
   ldflags+=" -X github.com/dapr/kit/logger.DaprVersion=$DAPR_VERSION"
   mkdir -p "$build_dir/bin.partial"
-  for program in scheduler placement daprd; do
-    log "building $program (tags: $DAPR_BUILD_TAGS); a first build of daprd takes about 5 minutes on 2 cores"
-    (cd "$src" && CGO_ENABLED=0 go build -trimpath -tags "$DAPR_BUILD_TAGS" -ldflags "$ldflags" \
-      -o "$build_dir/bin.partial/$program" "./cmd/$program")
-  done
+  log "building daprd (tags: $DAPR_BUILD_TAGS); a first build takes about 5 minutes on 2 cores"
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath -tags "$DAPR_BUILD_TAGS" -ldflags "$ldflags" \
+    -o "$build_dir/bin.partial/daprd" ./cmd/daprd)
   rm -rf "$build_dir/bin" && mv "$build_dir/bin.partial" "$build_dir/bin" && rm -rf "$src"
   log "dapr runtime built in $((SECONDS - started)) s"
 }
@@ -69,9 +68,29 @@ build_cli() {
 lay_out_home() {
   # The layout `dapr init --slim` creates under $HOME/.dapr, here under the project.
   mkdir -p "$dapr_home/bin" "$dapr_home/components"
-  for program in daprd placement scheduler; do
-    ln -sfn "$build_dir/bin/$program" "$dapr_home/bin/$program"
-  done
+  # The CLI starts <runtime-path>/.dapr/bin/daprd; the one it starts here is this wrapper, for two gaps of CLI
+  # 1.16.5's run file. It sets the API's listen address (apiListenAddresses) but has no field for the internal
+  # gRPC API's or the metrics server's, which daprd binds to all interfaces by default: the wrapper binds them to
+  # 127.0.0.1. And it turns an empty schedulerHostAddress into "localhost:50006" (cmd/run.go,
+  # validateSchedulerHostAddress, then pkg/standalone/run.go adds the port), so a daprd without a scheduler
+  # reports unhealthy while it dials one: the wrapper drops `--scheduler-host-address localhost:50006` (to use a
+  # scheduler, name it some other way, e.g. 127.0.0.1:50006).
+  rm -f "$dapr_home/bin/daprd" "$dapr_home/bin/placement" "$dapr_home/bin/scheduler"
+  cat > "$dapr_home/bin/daprd" <<WRAPPER
+#!/bin/sh
+# Written by tools/install-dapr.sh (see there): daprd $DAPR_VERSION with every listener on 127.0.0.1.
+for argument do
+  shift
+  if [ "\$dropping" = 1 ] && [ "\$argument" = localhost:50006 ]; then dropping=; continue; fi
+  if [ "\$dropping" = 1 ]; then set -- "\$@" --scheduler-host-address; fi
+  dropping=
+  if [ "\$argument" = --scheduler-host-address ]; then dropping=1; continue; fi
+  set -- "\$@" "\$argument"
+done
+if [ "\$dropping" = 1 ]; then set -- "\$@" --scheduler-host-address; fi
+exec "$build_dir/bin/daprd" --dapr-internal-grpc-listen-address 127.0.0.1 --metrics-listen-address 127.0.0.1 "\$@"
+WRAPPER
+  chmod +x "$dapr_home/bin/daprd"
   ln -sfn "$cli_dir/dapr" "$dapr_home/bin/dapr"
   # The CLI passes --config <runtime-path>/.dapr/config.yaml to every daprd it starts unless the run file names one.
   cp "$root/components/config.yaml" "$dapr_home/config.yaml"

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from confluent_kafka import Consumer
 
+from tests.support.fulfillment import sidecar_headers
 from tests.support.kafka import next_record_about, wait_until_group_consumed
 from tests.support.orders import new_order, wait_for_status
 from tests.support.polling import eventually
@@ -32,7 +33,7 @@ def publish(event_id: str, event_type: str, order_id: str, data: dict[str, Any])
         PUBLISH,
         params={"metadata.partitionKey": order_id},
         content=json.dumps(cloud_event),
-        headers={"Content-Type": "application/cloudevents+json"},
+        headers={"Content-Type": "application/cloudevents+json", **sidecar_headers()},
         timeout=10,
     )
     assert response.status_code == 204, response.text

@@ -5,6 +5,7 @@ import time
 
 import httpx
 
+from tests.support.fulfillment import sidecar_headers
 from tests.support.orders import new_order, wait_for_status
 
 PICKUP_AND_SHIP_WITHIN_SECONDS = 5.0
@@ -41,11 +42,11 @@ def test_the_order_ships_with_the_carriers_tracking_number_and_one_shipment(
 def test_the_same_path_works_through_dapr_service_invocation(order_api: httpx.Client) -> None:
     invoke = "http://127.0.0.1:3500/v1.0/invoke/order-service/method"
 
-    created = httpx.post(f"{invoke}/orders", json=new_order(), timeout=10)
+    created = httpx.post(f"{invoke}/orders", json=new_order(), headers=sidecar_headers(), timeout=10)
 
     assert created.status_code == 201, created.text
     order_id = created.json()["id"]
     wait_for_status(order_api, order_id, "shipped", timeout=PICKUP_AND_SHIP_WITHIN_SECONDS)
-    read_through_dapr = httpx.get(f"{invoke}/orders/{order_id}", timeout=10)
+    read_through_dapr = httpx.get(f"{invoke}/orders/{order_id}", headers=sidecar_headers(), timeout=10)
     assert read_through_dapr.status_code == 200
     assert read_through_dapr.json()["status"] in {"shipped", "delivered"}  # the carrier reports delivery 5 s on

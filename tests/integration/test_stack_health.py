@@ -1,11 +1,13 @@
-"""The stack as `make up` starts it: every sidecar healthy (placement and scheduler running, so /v1.0/healthz
-and not only /healthz/outbound), every app alive, and the ports the README and dapr.yaml promise."""
+"""The stack as `make up` starts it: every sidecar healthy, every app alive, and the ports the README and dapr.yaml
+promise."""
 
 import httpx
 import pytest
 from devstack import kafka
 from devstack.layout import APPS, App
 from devstack.stack import Stack
+
+from tests.support.fulfillment import sidecar_headers
 
 
 @pytest.mark.parametrize("app", APPS, ids=lambda app: app.app_id)
@@ -21,7 +23,8 @@ def test_every_sidecar_loaded_the_components_its_app_is_scoped_to(stack: Stack, 
         "shipping-mock": set(),
     }[app.app_id]
 
-    metadata = httpx.get(f"http://127.0.0.1:{app.dapr_http_port}/v1.0/metadata", timeout=5).json()
+    sidecar = f"http://127.0.0.1:{app.dapr_http_port}"
+    metadata = httpx.get(f"{sidecar}/v1.0/metadata", headers=sidecar_headers(), timeout=5).json()
 
     assert metadata["id"] == app.app_id
     assert {component["name"] for component in metadata.get("components", [])} == expected
@@ -30,7 +33,7 @@ def test_every_sidecar_loaded_the_components_its_app_is_scoped_to(stack: Stack, 
 def test_the_fulfillment_sidecar_subscribed_to_order_events_only_on_one_path_with_a_dead_letter_topic(
     stack: Stack,
 ) -> None:
-    metadata = httpx.get("http://127.0.0.1:3501/v1.0/metadata", timeout=5).json()
+    metadata = httpx.get("http://127.0.0.1:3501/v1.0/metadata", headers=sidecar_headers(), timeout=5).json()
 
     [subscription] = metadata["subscriptions"]
     assert subscription["topic"] == "order-events"
@@ -42,7 +45,7 @@ def test_the_fulfillment_sidecar_subscribed_to_order_events_only_on_one_path_wit
 def test_the_order_sidecar_subscribed_to_fulfillment_events_only_on_one_path_with_a_dead_letter_topic(
     stack: Stack,
 ) -> None:
-    metadata = httpx.get("http://127.0.0.1:3500/v1.0/metadata", timeout=5).json()
+    metadata = httpx.get("http://127.0.0.1:3500/v1.0/metadata", headers=sidecar_headers(), timeout=5).json()
 
     [subscription] = metadata["subscriptions"]
     assert subscription["topic"] == "fulfillment-events"

@@ -3,6 +3,7 @@
 from typing import Any
 
 import httpx
+from devstack.dapr import stored_secrets
 from devstack.layout import Layout
 
 from tests.support.orders import new_order
@@ -45,8 +46,12 @@ def fulfillment_record(order_id: str, base_url: str = FULFILLMENT_URL) -> dict[s
 
 def stack_secret(name: str) -> str:
     """A secret `make up` generated for the stack (tools/src/devstack/dapr.py, stack_secrets)."""
-    for line in Layout.discover().secrets_file.read_text().splitlines():
-        key, _, value = line.partition("=")
-        if key == name:
-            return value
-    raise AssertionError(f"{name} not in the stack's secrets file")
+    value = stored_secrets(Layout.discover()).get(name)
+    if value is None:
+        raise AssertionError(f"{name} not in the stack's secrets file")
+    return value
+
+
+def sidecar_headers() -> dict[str, str]:
+    """What every call of a test to a sidecar's API carries: the stack's Dapr API token."""
+    return {"dapr-api-token": stack_secret("DAPR_API_TOKEN")}

@@ -62,6 +62,7 @@ class Instances:
                 "DAPR_HTTP_PORT": str(ports.dapr_http),
                 "DAPR_GRPC_PORT": str(ports.dapr_grpc),
                 "APP_API_TOKEN": stack_secret("APP_API_TOKEN"),
+                "DAPR_API_TOKEN": stack_secret("DAPR_API_TOKEN"),
                 **env,
             },
         )
@@ -87,8 +88,8 @@ class Instances:
             str(self.layout.dapr_bin / "daprd"), "--app-id", app_id, "--app-port", str(ports.app),
             "--app-protocol", "http", "--dapr-http-port", str(ports.dapr_http),
             "--dapr-grpc-port", str(ports.dapr_grpc), "--metrics-port", str(ports.metrics),
+            "--dapr-listen-addresses", LOOPBACK,
             "--resources-path", str(root / "components"), "--config", str(root / "components" / "config.yaml"),
-            "--placement-host-address", f"{LOOPBACK}:50005", "--scheduler-host-address", f"{LOOPBACK}:50006",
         ]  # fmt: skip
         process = start(
             name,
@@ -96,7 +97,11 @@ class Instances:
             log_dir=self.layout.logs_dir,
             pid_dir=self.layout.pids_dir,
             cwd=root / app_dir,  # the components name SQLite files relative to the app's folder, as under dapr run
-            env={"APP_API_TOKEN": stack_secret("APP_API_TOKEN"), "DAPR_HOST_IP": LOOPBACK},
+            env={
+                "APP_API_TOKEN": stack_secret("APP_API_TOKEN"),
+                "DAPR_API_TOKEN": stack_secret("DAPR_API_TOKEN"),
+                "DAPR_HOST_IP": LOOPBACK,
+            },
         )
         self.started.append(process)
         healthz = f"http://{LOOPBACK}:{ports.dapr_http}/v1.0/healthz/outbound"

@@ -1,5 +1,6 @@
 """docker-compose.yml cannot be run here (no Docker engine), so at least it must describe the same system as
-dapr.yaml: the same apps, each with a sidecar on the same ports and the same Dapr version as the local build."""
+dapr.yaml: the same apps, each with a sidecar on the same ports, locked down the same way, and the same Dapr
+version as the local build."""
 
 from typing import Any
 
@@ -29,10 +30,20 @@ def test_every_app_has_a_sidecar_on_the_ports_of_dapr_yaml() -> None:
         assert app.app_id in services
 
 
+def test_every_sidecar_binds_to_loopback_and_requires_the_dapr_api_token() -> None:
+    services = _compose()["services"]
+
+    for app in APPS:
+        sidecar = services[f"{app.app_id}-dapr"]
+        for flag in ("--dapr-listen-addresses", "--dapr-internal-grpc-listen-address", "--metrics-listen-address"):
+            assert _flag(sidecar["command"], flag) == "127.0.0.1"
+        assert sidecar["environment"]["DAPR_API_TOKEN"] == "${DAPR_API_TOKEN:?export DAPR_API_TOKEN}"
+
+
 def test_the_containers_run_the_dapr_version_the_project_builds() -> None:
     version = Layout.discover().versions["DAPR_VERSION"]
     services = _compose()["services"]
 
     images = {service["image"] for service in services.values() if "image" in service and "dapr" in service["image"]}
 
-    assert images == {f"daprio/{program}:{version}" for program in ("daprd", "placement", "scheduler")}
+    assert images == {f"daprio/daprd:{version}"}  # no placement or scheduler: nothing uses actors or jobs

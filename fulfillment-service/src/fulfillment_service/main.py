@@ -15,6 +15,7 @@ from service_runtime import liveness
 from service_runtime.dapr_state import check_transactions_roll_back
 from service_runtime.dead_letters import DaprDeadLetters
 from service_runtime.serving import serve
+from service_runtime.sidecar_token import sidecar_api_headers
 
 from fulfillment_service.adapters.carrier import DaprInvokedCarrier
 from fulfillment_service.adapters.events import DaprEventPublisher
@@ -63,8 +64,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     sidecar_port = int(os.environ.get("DAPR_HTTP_PORT", settings.dapr_http_port))
     async with (
         DaprClient() as dapr,
-        httpx.AsyncClient(timeout=CARRIER_CALL_TIMEOUT_SECONDS, transport=sidecar_transport()) as http,
-        httpx.AsyncClient(timeout=STATE_WRITE_TIMEOUT_SECONDS, transport=sidecar_transport()) as state_http,
+        httpx.AsyncClient(
+            timeout=CARRIER_CALL_TIMEOUT_SECONDS, transport=sidecar_transport(), headers=sidecar_api_headers()
+        ) as http,
+        httpx.AsyncClient(
+            timeout=STATE_WRITE_TIMEOUT_SECONDS, transport=sidecar_transport(), headers=sidecar_api_headers()
+        ) as state_http,
     ):
         await check_transactions_roll_back(dapr, settings.state_store)
         sidecar_url = f"http://127.0.0.1:{sidecar_port}"

@@ -1,9 +1,14 @@
-"""Telling the Dapr sidecar's calls from anyone else's: daprd sends its APP_API_TOKEN variable as the
-`dapr-api-token` header on every call to its app, and both services check it on the endpoints only the sidecar
-may call (subscriptions, event deliveries). Each service answers a failed check in its own error format."""
+"""The two tokens between an app and its Dapr sidecar, both sent as the `dapr-api-token` header.
+
+- Sidecar to app: daprd sends its APP_API_TOKEN variable on every call to its app, and both services check it on
+  the endpoints only the sidecar may call (subscriptions, event deliveries). Each service answers a failed check
+  in its own error format.
+- App to sidecar: daprd refuses every call to its API (health checks excepted) without its DAPR_API_TOKEN. The
+  Dapr SDK sends it on its gRPC calls; our own HTTP clients of the sidecar send `sidecar_api_headers()`."""
 
 import secrets
 
+from dapr.conf import settings as dapr_settings
 from fastapi.security import APIKeyHeader
 from pydantic import SecretStr
 
@@ -24,3 +29,11 @@ def is_sidecar_token(presented: str | None, expected: SecretStr) -> bool:
     """Whether `presented` is the app API token, compared in constant time (as bytes: compare_digest refuses str
     with non-ASCII characters, which a header may well contain)."""
     return presented is not None and secrets.compare_digest(presented.encode(), expected.get_secret_value().encode())
+
+
+def sidecar_api_headers() -> dict[str, str]:
+    """The header every HTTP call to our sidecar's API carries: DAPR_API_TOKEN, read where the Dapr SDK reads it
+    (its settings, from the environment), so the SDK's calls and ours present the same token. Empty when unset,
+    as for a sidecar started without one."""
+    token: str | None = dapr_settings.DAPR_API_TOKEN
+    return {APP_API_TOKEN_HEADER: token} if token else {}

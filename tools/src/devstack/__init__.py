@@ -1,1 +1,1 @@
-"""The local stack: installs and runs Kafka, Dapr's placement and scheduler, and the apps under `dapr run -f`."""
+"""The local stack: installs and runs Kafka and the apps with their sidecars under `dapr run -f`."""

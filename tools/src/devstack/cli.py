@@ -48,6 +48,7 @@ def up(layout: Layout, state_store: StateStoreKind) -> int:
             f"via Dapr: http://127.0.0.1:{app.dapr_http_port}/v1.0/invoke/{app.app_id}/method/"
         )
     print("  Order API docs       http://127.0.0.1:8000/docs")
+    print(f"  Calls to a sidecar's API need the header dapr-api-token: DAPR_API_TOKEN in {layout.secrets_file}")
     print("Ctrl-C stops everything.", flush=True)
 
     exit_code = 1

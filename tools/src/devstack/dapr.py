@@ -1,5 +1,5 @@
-"""Dapr: the control plane `dapr init --slim` would start (placement, scheduler), then the apps with their
-sidecars under `dapr run -f dapr.yaml`, exactly as a user runs them."""
+"""Dapr: the apps with their sidecars under `dapr run -f dapr.yaml`, exactly as a user runs them, with the secrets
+they share."""
 
 import os
 import secrets
@@ -8,19 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from devstack.layout import (
-    APPS,
-    LOOPBACK,
-    PLACEMENT_HEALTHZ_PORT,
-    PLACEMENT_METRICS_PORT,
-    PLACEMENT_PORT,
-    SCHEDULER_ETCD_CLIENT_PORT,
-    SCHEDULER_ETCD_PEER_PORT,
-    SCHEDULER_HEALTHZ_PORT,
-    SCHEDULER_METRICS_PORT,
-    SCHEDULER_PORT,
-    Layout,
-)
+from devstack.layout import APPS, LOOPBACK, Layout
 from devstack.processes import ManagedProcess, start, wait_until
 
 
@@ -31,56 +19,27 @@ def answers(url: str) -> bool:
         return False
 
 
-STACK_SECRETS = ("APP_API_TOKEN", "CARRIER_WEBHOOK_SECRET")
-"""APP_API_TOKEN: daprd sends it to its app as `dapr-api-token`, the apps check it on their event endpoints.
+STACK_SECRETS = ("DAPR_API_TOKEN", "APP_API_TOKEN", "CARRIER_WEBHOOK_SECRET")
+"""DAPR_API_TOKEN: every sidecar refuses a call to its API without it (`dapr-api-token` header), health checks
+excepted; the apps, tests and tools send it.
+APP_API_TOKEN: daprd sends it to its app as `dapr-api-token`, the apps check it on their event endpoints.
 CARRIER_WEBHOOK_SECRET: the carrier signs delivery webhooks with it, fulfillment verifies them."""
 
 
-def start_placement(layout: Layout, timeout: float = 30.0) -> ManagedProcess:
-    command = [
-        str(layout.dapr_bin / "placement"),
-        "--listen-address", LOOPBACK,
-        "--port", str(PLACEMENT_PORT),
-        "--healthz-listen-address", LOOPBACK,
-        "--healthz-port", str(PLACEMENT_HEALTHZ_PORT),
-        "--metrics-listen-address", LOOPBACK,
-        "--metrics-port", str(PLACEMENT_METRICS_PORT),
-    ]  # fmt: skip
-    placement = start("placement", command, log_dir=layout.logs_dir, pid_dir=layout.pids_dir, cwd=layout.root)
-    healthz = f"http://{LOOPBACK}:{PLACEMENT_HEALTHZ_PORT}/healthz"
-    wait_until(lambda: answers(healthz), what="placement", timeout=timeout, process=placement)
-    return placement
-
-
-def start_scheduler(layout: Layout, timeout: float = 60.0) -> ManagedProcess:
-    layout.scheduler_data_dir.mkdir(parents=True, exist_ok=True)
-    command = [
-        str(layout.dapr_bin / "scheduler"),
-        "--listen-address", LOOPBACK,
-        "--port", str(SCHEDULER_PORT),
-        "--healthz-listen-address", LOOPBACK,
-        "--healthz-port", str(SCHEDULER_HEALTHZ_PORT),
-        "--metrics-listen-address", LOOPBACK,
-        "--metrics-port", str(SCHEDULER_METRICS_PORT),
-        "--etcd-data-dir", str(layout.scheduler_data_dir),
-        "--etcd-client-listen-address", LOOPBACK,
-        "--etcd-client-port", str(SCHEDULER_ETCD_CLIENT_PORT),
-        "--etcd-initial-cluster", f"dapr-scheduler-server-0=http://{LOOPBACK}:{SCHEDULER_ETCD_PEER_PORT}",
-    ]  # fmt: skip
-    scheduler = start("scheduler", command, log_dir=layout.logs_dir, pid_dir=layout.pids_dir, cwd=layout.root)
-    healthz = f"http://{LOOPBACK}:{SCHEDULER_HEALTHZ_PORT}/healthz"
-    wait_until(lambda: answers(healthz), what="scheduler", timeout=timeout, process=scheduler)
-    return scheduler
-
-
-def stack_secrets(layout: Layout) -> dict[str, str]:
-    """The secrets the apps and sidecars share: taken from the environment when set there, else generated once per
-    checkout into `.run/secrets.env` (readable by its owner only) and reused, so tests and tools can read them."""
+def stored_secrets(layout: Layout) -> dict[str, str]:
+    """The secrets in `.run/secrets.env` (empty before a first `make up`)."""
     stored: dict[str, str] = {}
     if layout.secrets_file.exists():
         for line in layout.secrets_file.read_text().splitlines():
             name, _, value = line.partition("=")
             stored[name] = value
+    return stored
+
+
+def stack_secrets(layout: Layout) -> dict[str, str]:
+    """The secrets the apps and sidecars share: taken from the environment when set there, else generated once per
+    checkout into `.run/secrets.env` (readable by its owner only) and reused, so tests and tools can read them."""
+    stored = stored_secrets(layout)
     values = {name: os.environ.get(name) or stored.get(name) or secrets.token_urlsafe(32) for name in STACK_SECRETS}
     if values != stored:
         layout.run_dir.mkdir(parents=True, exist_ok=True)

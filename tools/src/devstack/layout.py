@@ -34,14 +34,6 @@ APPS = (
 
 KAFKA_PORT = 9092
 KAFKA_CONTROLLER_PORT = 9093
-PLACEMENT_PORT = 50005
-PLACEMENT_HEALTHZ_PORT = 58080
-PLACEMENT_METRICS_PORT = 59090
-SCHEDULER_PORT = 50006
-SCHEDULER_HEALTHZ_PORT = 58081
-SCHEDULER_METRICS_PORT = 59091
-SCHEDULER_ETCD_CLIENT_PORT = 2379
-SCHEDULER_ETCD_PEER_PORT = 2380
 # The alternate state stores' servers (devstack/state_stores.py), started only for those stores.
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
@@ -74,7 +66,7 @@ class Layout:
 
     @property
     def secrets_file(self) -> Path:
-        """The stack's generated secrets (APP_API_TOKEN, CARRIER_WEBHOOK_SECRET), one `NAME=value` per line."""
+        """The stack's generated secrets (devstack.dapr.STACK_SECRETS), one `NAME=value` per line."""
         return self.run_dir / "secrets.env"
 
     @property
@@ -88,10 +80,6 @@ class Layout:
     @property
     def kafka_data_dir(self) -> Path:
         return self.run_dir / "kafka"
-
-    @property
-    def scheduler_data_dir(self) -> Path:
-        return self.run_dir / "scheduler"
 
     @property
     def state_dir(self) -> Path:

@@ -1,5 +1,5 @@
-"""The whole local stack, in start order: the state store's server (alternates only), Kafka (+ topics), placement,
-scheduler, then `dapr run -f`."""
+"""The whole local stack, in start order: the state store's server (alternates only), Kafka (+ topics), then
+`dapr run -f`."""
 
 import errno
 import signal
@@ -18,16 +18,8 @@ from devstack.layout import (
     KAFKA_CONTROLLER_PORT,
     KAFKA_PORT,
     LOOPBACK,
-    PLACEMENT_HEALTHZ_PORT,
-    PLACEMENT_METRICS_PORT,
-    PLACEMENT_PORT,
     POSTGRES_PORT,
     REDIS_PORT,
-    SCHEDULER_ETCD_CLIENT_PORT,
-    SCHEDULER_ETCD_PEER_PORT,
-    SCHEDULER_HEALTHZ_PORT,
-    SCHEDULER_METRICS_PORT,
-    SCHEDULER_PORT,
     Layout,
 )
 from devstack.processes import ManagedProcess, StartupError, wait_until
@@ -45,18 +37,7 @@ STATE_STORE_PORTS: dict[StateStoreKind, list[int]] = {"sqlite": [], "postgres": 
 
 def stack_ports(state_store: StateStoreKind = DEFAULT_STATE_STORE) -> list[int]:
     """Every fixed port the stack binds (listed in the README)."""
-    ports = [
-        KAFKA_PORT,
-        KAFKA_CONTROLLER_PORT,
-        PLACEMENT_PORT,
-        PLACEMENT_HEALTHZ_PORT,
-        PLACEMENT_METRICS_PORT,
-        SCHEDULER_PORT,
-        SCHEDULER_HEALTHZ_PORT,
-        SCHEDULER_METRICS_PORT,
-        SCHEDULER_ETCD_CLIENT_PORT,
-        SCHEDULER_ETCD_PEER_PORT,
-    ]
+    ports = [KAFKA_PORT, KAFKA_CONTROLLER_PORT]
     for app in APPS:
         ports += [app.app_port, app.dapr_http_port, app.dapr_grpc_port, app.metrics_port]
     return ports + STATE_STORE_PORTS[state_store]
@@ -126,8 +107,6 @@ class Stack:
                 )
             self._step("Kafka (KRaft) on 127.0.0.1:9092", lambda: kafka.start_broker(self.layout))
             self._timed("topics " + ", ".join(kafka.TOPICS), kafka.ensure_topics)
-            self._step("Dapr placement", lambda: dapr.start_placement(self.layout))
-            self._step("Dapr scheduler", lambda: dapr.start_scheduler(self.layout))
             stale_members = kafka.consumer_group_members(tuple(SUBSCRIBER_GROUPS))
             run_file = state_stores.run_file(self.layout, self.state_store)
             self._step(
