@@ -461,6 +461,12 @@ async def test_reading_the_record_of_an_order_never_picked_up_is_not_found(clien
     assert_problem(await client.get("/fulfillments/order-unknown"), 404)
 
 
+@pytest.mark.parametrize("order_id", ["work-index%7C0", "a%7C%7Cb", "a.b"])
+async def test_a_path_id_outside_the_id_format_is_a_422(client: httpx.AsyncClient, order_id: str) -> None:
+    """Internal state keys (all with a `|`) and keys Dapr refuses (`||`) were looked up as records."""
+    assert_problem(await client.get(f"/fulfillments/{order_id}"), 422)
+
+
 def test_no_endpoint_or_dependency_runs_in_the_thread_pool() -> None:
     app = create_app(Settings(APP_API_TOKEN=SIDECAR_TOKEN, CARRIER_WEBHOOK_SECRET=WEBHOOK_SECRET))
 

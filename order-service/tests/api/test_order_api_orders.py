@@ -107,6 +107,23 @@ async def test_reading_an_order_answers_what_creating_it_answered(
     assert response.json() == order
 
 
+OUTSIDE_THE_ID_FORMAT = ["/orders/outbox-index%7C0", "/orders/a%7C%7Cb", "/orders/a%7Cb/cancel", "/orders/a.b"]
+
+
+@pytest.mark.parametrize("path", OUTSIDE_THE_ID_FORMAT)
+async def test_a_path_id_outside_the_id_format_is_a_422_naming_the_parameter(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    """Internal state keys (all with a `|`) and keys Dapr refuses (`||`) were read as orders: a 500."""
+    method = "POST" if path.endswith("/cancel") else "GET"
+
+    response = await client.request(method, path)
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+    assert [error["parameter"] for error in response.json()["errors"]] == ["order_id"]
+
+
 async def test_reading_an_unknown_order_is_a_404_problem(client: httpx.AsyncClient) -> None:
     response = await client.get("/orders/no-such-order")
 

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel
+from service_runtime.path_ids import OrderIdPath
 
 from fulfillment_service.api.deps import FulfillmentHandlersDep
 from fulfillment_service.domain import FulfillmentStatus, Shipment
@@ -25,7 +26,7 @@ class FulfillmentView(BaseModel):
 
 
 @router.get("/{order_id}", summary="Fulfillment's record of an order")
-async def get_fulfillment(order_id: str, handlers: FulfillmentHandlersDep) -> FulfillmentView:
+async def get_fulfillment(order_id: OrderIdPath, handlers: FulfillmentHandlersDep) -> FulfillmentView:
     stored = await handlers.store.get(order_id)
     if stored is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"fulfillment never picked order {order_id} up")

@@ -5,9 +5,10 @@ import json
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Path, Request, Response, status
+from fastapi import APIRouter, Body, Header, Request, Response, status
 from order_contracts.events import Customer, LineItem
 from pydantic import BaseModel, ConfigDict, Field
+from service_runtime.path_ids import OrderIdPath
 
 from order_service import reference_data
 from order_service.api.deps import OrderHandlersDep
@@ -17,8 +18,6 @@ from order_service.api.schemas import CreateOrderRequest
 from order_service.handlers import CreateOrder, IdempotentRequest
 
 router = APIRouter(prefix="/orders", tags=["orders"])
-
-OrderId = Annotated[str, Path(min_length=1, max_length=64, description="The order id (a UUIDv7).")]
 
 IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -91,7 +90,7 @@ async def create_order(
 
 
 @router.get("/{order_id}", summary="Read an order", responses={404: PROBLEM_RESPONSES[404]})
-async def get_order(order_id: OrderId, handlers: OrderHandlersDep) -> OrderOut:
+async def get_order(order_id: OrderIdPath, handlers: OrderHandlersDep) -> OrderOut:
     return OrderOut.of(await handlers.get_order(order_id))
 
 
@@ -105,7 +104,7 @@ async def get_order(order_id: OrderId, handlers: OrderHandlersDep) -> OrderOut:
     responses={code: PROBLEM_RESPONSES[code] for code in (400, 404, 409, 413, 415, 422)},
 )
 async def cancel_order(
-    order_id: OrderId, handlers: OrderHandlersDep, body: Annotated[CancelOrderRequest | None, Body()] = None
+    order_id: OrderIdPath, handlers: OrderHandlersDep, body: Annotated[CancelOrderRequest | None, Body()] = None
 ) -> OrderOut:
     reason = body.reason if body is not None else DEFAULT_CANCEL_REASON
     return OrderOut.of(await handlers.cancel_order(order_id, reason=reason))
