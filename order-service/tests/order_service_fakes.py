@@ -72,8 +72,8 @@ class FakeOrderRepository(AbstractOrderRepository, AbstractOutbox):
         for stored in orders:
             self._orders[stored.order.id] = (stored.order.model_dump_json(), str(next(self._etags)))
 
-    async def add(self, order: Order, owed: list[OutboxEntry], *, id_is_fresh: bool) -> None:
-        if order.id in self._orders:
+    async def add(self, order: Order, owed: list[OutboxEntry], *, contested: bool) -> None:
+        if contested and order.id in self._orders:  # an uncontested id is not checked: the real store writes over
             raise OrderAlreadyExistsError(order.id)
         self._orders[order.id] = (order.model_dump_json(), str(next(self._etags)))
         self._record(owed)

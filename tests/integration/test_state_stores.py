@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -37,8 +38,9 @@ from fulfillment_service.domain import FulfillmentRecord, FulfillmentStatus, Shi
 from order_contracts.events import Customer, LineItem, OrderCreated
 from order_service.adapters.idempotency import DaprIdempotencyKeys
 from order_service.adapters.orders import GROUP_COMMIT_MAX_ORDERS, DaprOrderRepository
-from order_service.adapters.outbox import DaprOutbox
-from order_service.handlers import CreateOrder, OrderHandlers
+from order_service.adapters.outbox import DaprOutbox, OutboxEntry
+from order_service.domain import Order, OrderStatus
+from order_service.handlers import CreateOrder, IdempotentRequest, OrderHandlers
 from service_runtime.dapr_state import (
     StateDelete,
     StateStoreUnfitError,
@@ -323,17 +325,26 @@ async def test_new_orders_that_arrive_together_are_committed_together_each_store
     next one, so a burst costs a few transactions, and each order is stored with its event owed in its shard."""
     outbox = DaprOutbox(dapr, STORE)
     await outbox.create_index()
-    handlers = OrderHandlers(
-        orders=DaprOrderRepository(dapr, STORE, outbox),
-        idempotency_keys=DaprIdempotencyKeys(dapr, STORE, ttl_seconds=60),
-    )
-    command = CreateOrder(
+    async with httpx.AsyncClient() as http:
+        handlers = OrderHandlers(
+            orders=DaprOrderRepository(dapr, STORE, outbox, http=http, sidecar_url=SIDECAR_URL),
+            idempotency_keys=DaprIdempotencyKeys(dapr, STORE, ttl_seconds=60),
+        )
+        await create_a_burst(handlers, outbox)
+
+
+def valid_create() -> CreateOrder:
+    return CreateOrder(
         customer=Customer.model_validate(VALID_ORDER["customer"]),
         items=[LineItem(sku=item["sku"], quantity=item["quantity"], unit_price=item["unit_price"])
                for item in VALID_ORDER["items"]],
         currency=VALID_ORDER["currency"],
         minor_units=2,
     )  # fmt: skip
+
+
+async def create_a_burst(handlers: OrderHandlers, outbox: DaprOutbox) -> None:
+    command = valid_create()
     burst = 3 * GROUP_COMMIT_MAX_ORDERS
     transactions_before = successful_transactions()
 
@@ -348,6 +359,57 @@ async def test_new_orders_that_arrive_together_are_committed_together_each_store
     assert set(stored) == order_ids
     assert sorted(owed_for) == sorted(order_ids)
     assert 3 <= transactions <= 2 + burst // GROUP_COMMIT_MAX_ORDERS, transactions
+
+
+class HeldFirstWrite(DaprOrderRepository):
+    """The first request's write of its order waits until `release` is set: a request slow past the takeover time."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = asyncio.Event()
+        self.held = asyncio.Event()
+        self._first = True
+
+    async def add(self, order: Order, owed: list[OutboxEntry], *, contested: bool) -> None:
+        if self._first:
+            self._first = False
+            self.held.set()
+            await self.release.wait()
+        await super().add(order, owed, contested=contested)
+
+
+async def test_a_slow_first_request_whose_create_was_taken_over_never_writes_over_the_order(
+    dapr: DaprClient, bare_sidecar: BareSidecar, request: pytest.FixtureRequest
+) -> None:
+    """Idempotency takeover (order service's handlers.py): a claim whose order is still missing past
+    `takeover_after` is taken over. The first request may only be slow: its order is then committed by the
+    takeover, and cancelled, before the first request's write lands. That write must be refused (inserted only if
+    absent), or it would put the cancelled order back to pending after order.cancelled.v1 went out."""
+    expect_to_fail_on_redis(bare_sidecar, request, FIRST_WRITE_OVER_TRANSACTION)
+    outbox = DaprOutbox(dapr, STORE)
+    await outbox.create_index()
+    idempotent = IdempotentRequest(fresh_key("idempotency"), "fingerprint")
+    async with httpx.AsyncClient() as http:
+        orders = HeldFirstWrite(dapr, STORE, outbox, http=http, sidecar_url=SIDECAR_URL)
+        handlers = OrderHandlers(
+            orders=orders,
+            idempotency_keys=DaprIdempotencyKeys(dapr, STORE, ttl_seconds=60),
+            takeover_after=timedelta(0),
+        )
+        first = asyncio.create_task(handlers.create_order(valid_create(), idempotent))
+        await orders.held.wait()
+        taken_over = await handlers.create_order(valid_create(), idempotent)
+        await handlers.cancel_order(taken_over.order.id, reason="changed my mind")
+
+        orders.release.set()
+        slow = await first
+
+        stored = await orders.get(taken_over.order.id)
+    assert taken_over.replayed
+    assert slow.order.id == taken_over.order.id
+    assert stored is not None
+    assert stored.order.status is OrderStatus.CANCELLED
+    assert slow.order == stored.order
 
 
 async def test_fulfillment_saves_that_arrive_together_share_a_transaction_and_a_stale_one_is_refused_alone(

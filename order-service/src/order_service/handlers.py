@@ -116,7 +116,7 @@ class OrderHandlers:
                 if holder.request_fingerprint != idempotency.fingerprint:
                     raise IdempotencyKeyReusedError
                 return CreatedOrder(await self._order_of_claim(holder, command), replayed=True)
-        return CreatedOrder(await self._accept(order_id, command, id_is_fresh=True), replayed=False)
+        return CreatedOrder(await self._accept(order_id, command, contested=idempotency is not None), replayed=False)
 
     async def _order_of_claim(self, claim: IdempotencyRecord, command: CreateOrder) -> Order:
         deadline = asyncio.get_running_loop().time() + self.in_flight_wait.total_seconds()
@@ -126,12 +126,12 @@ class OrderHandlers:
                 return stored.order
             if self.clock() - claim.claimed_at > self.takeover_after:
                 logger.warning("taking over an abandoned idempotent create", extra={"order_id": claim.order_id})
-                return await self._accept(claim.order_id, command, id_is_fresh=False)
+                return await self._accept(claim.order_id, command, contested=True)
             if asyncio.get_running_loop().time() > deadline:
                 raise RequestInFlightError
             await asyncio.sleep(0.02)
 
-    async def _accept(self, order_id: str, command: CreateOrder, *, id_is_fresh: bool) -> Order:
+    async def _accept(self, order_id: str, command: CreateOrder, *, contested: bool) -> Order:
         order = Order.accept(
             order_id=order_id,
             customer=command.customer,
@@ -150,8 +150,8 @@ class OrderHandlers:
         )
         owed = [self._owe(created, opens_order=True)]
         try:
-            await self.orders.add(order, owed, id_is_fresh=id_is_fresh)
-        except OrderAlreadyExistsError:  # a concurrent takeover stored it first: theirs is the order
+            await self.orders.add(order, owed, contested=contested)
+        except OrderAlreadyExistsError:  # another request of the same key stored it first: theirs is the order
             stored = await self.orders.get(order_id)
             assert stored is not None
             return stored.order

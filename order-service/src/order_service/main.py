@@ -7,12 +7,15 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from dapr.aio.clients import DaprClient
+from dapr.conf import settings as dapr_settings
 from fastapi import FastAPI
 from service_runtime import liveness
 from service_runtime.dapr_state import check_transactions_roll_back
 from service_runtime.dead_letters import DaprDeadLetters
 from service_runtime.serving import serve
+from service_runtime.sidecar_token import sidecar_api_headers
 
 from order_service.adapters.events import DaprEventPublisher
 from order_service.adapters.idempotency import DaprIdempotencyKeys
@@ -28,6 +31,8 @@ from order_service.handlers import OrderHandlers
 from order_service.relay import OutboxRelay
 
 MAX_BODY_BYTES = 64 * 1024
+STATE_WRITE_TIMEOUT_SECONDS = 10.0
+"""The transactions that insert an order (idempotency takeovers) go through the sidecar's HTTP API."""
 
 
 def _crash_now(_: list[OutboxEntry]) -> None:
@@ -37,7 +42,10 @@ def _crash_now(_: list[OutboxEntry]) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    async with DaprClient() as dapr:
+    async with (
+        DaprClient() as dapr,
+        httpx.AsyncClient(timeout=STATE_WRITE_TIMEOUT_SECONDS, headers=sidecar_api_headers()) as sidecar_http,
+    ):
         await check_transactions_roll_back(dapr, settings.state_store)
         outbox = DaprOutbox(dapr, settings.state_store)
         await outbox.create_index()
@@ -49,7 +57,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             max_backoff=settings.relay_max_backoff_seconds,
         )
         app.state.order_handlers = OrderHandlers(
-            orders=DaprOrderRepository(dapr, settings.state_store, outbox),
+            orders=DaprOrderRepository(
+                dapr,
+                settings.state_store,
+                outbox,
+                http=sidecar_http,
+                sidecar_url=f"http://127.0.0.1:{dapr_settings.DAPR_HTTP_PORT}",
+            ),
             idempotency_keys=DaprIdempotencyKeys(
                 dapr, settings.state_store, ttl_seconds=settings.idempotency_key_ttl_seconds
             ),

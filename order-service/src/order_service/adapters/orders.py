@@ -11,9 +11,11 @@ import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import httpx
 from dapr.aio.clients import DaprClient
 from dapr.clients.grpc._request import TransactionalStateOperation
 from service_runtime.coalescing import Coalescer
+from service_runtime.dapr_state import StateDelete, StateWrite, TransactionRefusedError, as_operations, write_atomically
 
 from order_service.adapters.outbox import DaprOutbox, OutboxEntry
 from order_service.domain import Order
@@ -64,9 +66,11 @@ class AbstractOrderRepository(ABC):
         BatchRefusedError if any of them changed since it was read."""
 
     @abstractmethod
-    async def add(self, order: Order, owed: list[OutboxEntry], *, id_is_fresh: bool) -> None:
-        """Store a new order and the events it owes, atomically; OrderAlreadyExistsError if its id is taken.
-        `id_is_fresh`: the id was just generated (a UUIDv7 nobody else can hold), so it need not be checked."""
+    async def add(self, order: Order, owed: list[OutboxEntry], *, contested: bool) -> None:
+        """Store a new order and the events it owes, atomically. `contested`: another request may store this id
+        too (an idempotency key's claim names it, so a takeover may race the request that claimed it): the order is
+        inserted only if absent, OrderAlreadyExistsError if its id is taken. Otherwise the id was just generated (a
+        UUIDv7 nobody else can hold) and is not checked."""
 
     @abstractmethod
     async def update(self, order: Order, etag: str, owed: list[OutboxEntry]) -> None:
@@ -75,10 +79,15 @@ class AbstractOrderRepository(ABC):
 
 
 class DaprOrderRepository(AbstractOrderRepository):
-    def __init__(self, client: DaprClient, store_name: str, outbox: DaprOutbox) -> None:
+    def __init__(
+        self, client: DaprClient, store_name: str, outbox: DaprOutbox, *, http: httpx.AsyncClient, sidecar_url: str
+    ) -> None:
+        """`http` and `sidecar_url`: the sidecar's HTTP API, for the transactions that insert (takeovers)."""
         self._client = client
         self._store = store_name
         self._outbox = outbox
+        self._http = http
+        self._sidecar_url = sidecar_url
         self._new_orders = Coalescer(self._write_new, max_batch=GROUP_COMMIT_MAX_ORDERS, name="order-group-commit")
 
     async def get(self, order_id: str) -> StoredOrder | None:
@@ -105,12 +114,11 @@ class DaprOrderRepository(AbstractOrderRepository):
         except Exception as error:  # the SDK raises bare gRPC errors here; an ETag conflict reads like any other
             raise BatchRefusedError(f"{len(orders)} orders: {error}") from error
 
-    async def add(self, order: Order, owed: list[OutboxEntry], *, id_is_fresh: bool) -> None:
-        if not id_is_fresh:
-            # The one way to meet a taken id is an idempotency-key takeover racing the request it takes over from.
-            if await self.get(order.id) is not None:
-                raise OrderAlreadyExistsError(order.id)
-            await self._write([order], owed)
+    async def add(self, order: Order, owed: list[OutboxEntry], *, contested: bool) -> None:
+        if contested:
+            # Inserted only if absent, so of the requests of one idempotency key (the first, slow one and the
+            # takeovers of its claim) exactly one commits the order, and none writes over a later version of it.
+            await self._write([order], owed, insert_only=True)
             return
         # A request cancelled here (its client went away) cancels only its wait: the order may still be committed,
         # and then the relay's scan publishes its event.
@@ -124,23 +132,34 @@ class DaprOrderRepository(AbstractOrderRepository):
     async def update(self, order: Order, etag: str, owed: list[OutboxEntry]) -> None:
         await self._write([order], owed, etag=etag)
 
-    async def _write(self, orders: list[Order], owed: list[OutboxEntry], *, etag: str | None = None) -> None:
-        """One transaction: the orders (a single one when `etag` is given: an update of that version) and each
-        owed event in the outbox. A failed transaction is either the order's ETag (someone else updated it: the
-        caller re-reads) or an outbox index page's (another writer enlisted in the same page: enlist again, retry)."""
-        assert etag is None or len(orders) == 1
+    async def _write(
+        self, orders: list[Order], owed: list[OutboxEntry], *, etag: str | None = None, insert_only: bool = False
+    ) -> None:
+        """One transaction: the orders (a single one when `etag` is given: an update of that version; or when
+        `insert_only`: written only if absent) and each owed event in the outbox. A failed transaction is the
+        order's ETag (someone else updated it: the caller re-reads), its id taken (OrderAlreadyExistsError), or an
+        outbox index page's ETag (another writer enlisted in the same page: enlist again, retry). Inserts go
+        through the sidecar's HTTP API: the SDK's transactional operations cannot carry first-write."""
+        assert (etag is None and not insert_only) or len(orders) == 1
         last_error: Exception | None = None
         for _ in range(TRANSACTION_ATTEMPTS):
-            operations = [TransactionalStateOperation(order.id, order.model_dump_json(), etag=etag) for order in orders]
+            writes: list[StateWrite | StateDelete] = [
+                StateWrite(order.id, order.model_dump_json(), etag=etag, insert_only=insert_only) for order in orders
+            ]
             try:  # enlisting too: it fails (IndexBusyError) where rival writers keep moving an index page on
-                operations += await self._outbox.enlist(owed)
-                await self._client.execute_state_transaction(self._store, operations)
+                writes += await self._outbox.enlist(owed)
+                if insert_only:
+                    await write_atomically(self._http, self._sidecar_url, self._store, writes)
+                else:
+                    await self._client.execute_state_transaction(self._store, as_operations(writes))
             except Exception as error:
                 last_error = error
                 if etag is not None:
                     current = await self.get(orders[0].id)
                     if current is None or current.etag != etag:
                         raise ConcurrentUpdateError(orders[0].id) from error
+                if insert_only and isinstance(error, TransactionRefusedError) and await self.get(orders[0].id):
+                    raise OrderAlreadyExistsError(orders[0].id) from error
                 logger.info("outbox index conflict, retrying", extra={"order_id": orders[0].id, "orders": len(orders)})
                 continue
             return

@@ -22,6 +22,7 @@ from datetime import datetime
 from dapr.aio.clients import DaprClient
 from dapr.clients.grpc._request import TransactionalStateOperation, TransactionOperationType
 from pydantic import BaseModel, Field
+from service_runtime.dapr_state import StateDelete, StateWrite
 from service_runtime.paged_index import ListedPage, Listing, PagedIndex
 
 SHARD_COUNT = 64
@@ -85,7 +86,7 @@ class DaprOutbox(AbstractOutbox):
     async def create_index(self) -> None:
         await self._index.create()
 
-    async def enlist(self, entries: list[OutboxEntry]) -> list[TransactionalStateOperation]:
+    async def enlist(self, entries: list[OutboxEntry]) -> list[StateWrite | StateDelete]:
         """The operations that record `entries` as owed, in their order, to run in the caller's transaction: each
         entry, and the index pages they are listed in, by the ETags just read (one bulk read, as a rule). A
         concurrent change to one of those pages fails the transaction; the caller enlists again."""
@@ -94,9 +95,7 @@ class DaprOutbox(AbstractOutbox):
         staged = await self._index.stage(
             [Listing(self._index.shard_of(entry.partition_key), entry.event_id, "") for entry in entries]
         )
-        return [TransactionalStateOperation(entry.key, entry.model_dump_json()) for entry in entries] + (
-            staged.operations()
-        )
+        return [StateWrite(entry.key, entry.model_dump_json()) for entry in entries] + staged.writes
 
     async def owed(self, page_size: int) -> AsyncIterator[OwedPage]:
         async for index_page in self._index.scan(range(SHARD_COUNT)):
