@@ -81,6 +81,8 @@ class FakeFulfillmentStore(AbstractFulfillmentStore):
         """The order id of every `get`, in order."""
         self.writes: dict[str, list[FulfillmentRecord]] = {}
         """Per order, every record written, in order."""
+        self.cancelled_before_pickups: dict[str, OrderCancelled] = {}
+        """Order id -> its cancellation stored in its record's place (the key is taken: no record may be inserted)."""
 
     async def get(self, order_id: str) -> StoredFulfillment | None:
         self.reads.append(order_id)
@@ -95,6 +97,8 @@ class FakeFulfillmentStore(AbstractFulfillmentStore):
         current = self._records.get(record.order_id)
         if (current[1] if current else None) != (replacing.etag if replacing else None):
             raise ConcurrentUpdateError(record.order_id)
+        if record.order_id in self.cancelled_before_pickups:
+            raise ConcurrentUpdateError(record.order_id)
         self._records[record.order_id] = (record.model_dump_json(), str(next(self._etags)))
         self.writes.setdefault(record.order_id, []).append(record.model_copy(deep=True))
         due = record.due_at(now)
@@ -104,10 +108,19 @@ class FakeFulfillmentStore(AbstractFulfillmentStore):
             self.index[record.order_id] = due
 
     async def insert_many(self, records: list[FulfillmentRecord], *, now: datetime) -> None:
-        if any(record.order_id in self._records for record in records):
+        if any(record.order_id in self._records or record.order_id in self.cancelled_before_pickups
+               for record in records):  # fmt: skip
             raise PickupsRefusedError(f"{len(records)} records")
         for record in records:
             await self.save(record, None, now=now)
+
+    async def remember_cancel(self, cancellation: OrderCancelled) -> None:
+        if cancellation.order_id in self._records:
+            raise ConcurrentUpdateError(cancellation.order_id)
+        self.cancelled_before_pickups.setdefault(cancellation.order_id, cancellation)
+
+    async def cancelled_before_pickup(self, order_id: str) -> OrderCancelled | None:
+        return self.cancelled_before_pickups.get(order_id)
 
     async def due(self, now: datetime, *, limit: int, first_shard: int = 0) -> list[str]:
         """Like the real index, read shard by shard from `first_shard` until `limit` are found."""

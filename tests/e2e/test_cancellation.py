@@ -1,15 +1,26 @@
 """Cancelling an order stops its fulfillment: parked work is dropped and never ships; a shipment the carrier
 already created is voided. Either way the order stays `cancelled`, whatever fulfillment reports afterwards."""
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import yaml
+from confluent_kafka import Message, Producer
+from devstack.kafka import BOOTSTRAP_SERVERS
 from devstack.layout import Layout
+from order_contracts.cloudevents import envelope
+from order_contracts.events import EventData, OrderCancelled, OrderCreated
 
 from tests.support.fulfillment import carrier_calls, created, fulfillment_record, shipments
-from tests.support.orders import wait_for_status
+from tests.support.kafka import wait_until_group_consumed
+from tests.support.orders import VALID_ORDER, wait_for_status
 from tests.support.polling import eventually
+
+ORDER_EVENTS = "order-events"
+FULFILLMENT_GROUP = "fulfillment-service"
+"""The consumer group of fulfillment's sidecar on order-events (components/pubsub.yaml: the app id)."""
 
 
 def _fulfillment_status(order_id: str, status: str) -> dict[str, Any] | None:
@@ -115,3 +126,37 @@ def test_a_cancel_is_refused_once_the_order_service_recorded_shipped(order_api: 
 
     assert refused.status_code == 409
     assert order_api.get(f"/orders/{order_id}").json()["status"] in {"shipped", "delivered"}
+
+
+def _published_in_order(order_id: str, events: list[EventData]) -> list[tuple[int, int]]:
+    """Put `events` on order-events under the order's key (one partition, in this order), as the outbox relay and
+    a dead-letter replay do; where each landed: (partition, offset)."""
+    landed: list[tuple[int, int]] = []
+
+    def on_delivery(error: object, message: Message) -> None:
+        assert error is None, error
+        landed.append((message.partition() or 0, message.offset() or 0))
+
+    producer = Producer({"bootstrap.servers": BOOTSTRAP_SERVERS, "enable.idempotence": True, "log_level": 0})
+    for event in events:
+        cloud_event = envelope(event, source="test-replay", time=datetime.now(UTC))
+        producer.produce(ORDER_EVENTS, cloud_event.model_dump_json().encode(), key=order_id, on_delivery=on_delivery)
+    assert producer.flush(10) == 0
+    return landed
+
+
+def test_a_cancel_that_reaches_fulfillment_before_its_create_is_remembered_and_the_order_never_ships(
+    carrier_admin: httpx.Client,
+) -> None:
+    """The create was dead-lettered (say) and replayed after the cancel: the late create must not ship the order."""
+    order_id = f"order-replayed-{uuid.uuid4().hex[:12]}"
+    now = datetime.now(UTC)
+    cancel = OrderCancelled(order_id=order_id, reason="changed my mind", cancelled_at=now)
+    create = OrderCreated.model_validate({**VALID_ORDER, "order_id": order_id, "total": "25.00", "created_at": now})
+
+    *_, (partition, create_offset) = _published_in_order(order_id, [cancel, create])
+
+    wait_until_group_consumed(FULFILLMENT_GROUP, ORDER_EVENTS, partition, create_offset, timeout=30)
+    assert fulfillment_record(order_id) is None
+    assert shipments(carrier_admin, order_id) == []
+    assert carrier_calls(carrier_admin, order_id) == []

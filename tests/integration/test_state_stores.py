@@ -33,9 +33,10 @@ from fulfillment_service.adapters.fulfillments import (
     SHARD_COUNT,
     ConcurrentUpdateError,
     DaprFulfillmentStore,
+    PickupsRefusedError,
 )
 from fulfillment_service.domain import FulfillmentRecord, FulfillmentStatus, Shipment
-from order_contracts.events import Customer, LineItem, OrderCreated
+from order_contracts.events import Customer, LineItem, OrderCancelled, OrderCreated
 from order_service.adapters.idempotency import DaprIdempotencyKeys
 from order_service.adapters.orders import GROUP_COMMIT_MAX_ORDERS, DaprOrderRepository
 from order_service.adapters.outbox import DaprOutbox, OutboxEntry
@@ -297,6 +298,42 @@ async def test_a_second_pickup_of_one_order_is_refused_not_written_over_the_firs
         stored = await store.get(order.order_id)
     assert stored is not None
     assert stored.record.lease == first.lease
+
+
+async def test_a_cancel_remembered_before_the_pickup_refuses_that_pickup_alone_and_in_a_batch(
+    dapr: DaprClient, bare_sidecar: BareSidecar, request: pytest.FixtureRequest
+) -> None:
+    """Fulfillment stores a cancel that comes before its order's create in the record's place: the store must then
+    refuse the pickup, as a single insert and as part of a batch, keep the cancellation through a redelivery, and
+    refuse to remember a cancel over a record a transaction inserted."""
+    expect_to_fail_on_redis(bare_sidecar, request, FIRST_WRITE_OVER_TRANSACTION)
+    now = datetime.now(UTC)
+    order = {**VALID_ORDER, "total": "25.00", "created_at": now}
+    orders = [OrderCreated.model_validate({**order, "order_id": fresh_key("order")}) for _ in range(2)]
+    cancelled, picked_up = (order.order_id for order in orders)
+    cancel = OrderCancelled(order_id=cancelled, reason="changed my mind", cancelled_at=now)
+    async with httpx.AsyncClient() as http:
+        store = DaprFulfillmentStore(dapr, STORE, http=http, sidecar_url=SIDECAR_URL)
+        await store.create_index()
+        await store.remember_cancel(cancel)
+        await store.remember_cancel(cancel)  # a redelivery
+        records = [FulfillmentRecord.pick_up(order, at=now, worker="worker-a", lease_for=None) for order in orders]
+
+        with pytest.raises(ConcurrentUpdateError):
+            await store.save(records[0], None, now=now)
+        with pytest.raises(PickupsRefusedError):
+            await store.insert_many(records, now=now)
+        await store.insert_many(records[1:], now=now)
+        with pytest.raises(ConcurrentUpdateError):
+            await store.remember_cancel(cancel.model_copy(update={"order_id": picked_up}))
+
+        assert await store.get(cancelled) is None
+        assert await store.cancelled_before_pickup(cancelled) == cancel
+        assert await store.cancelled_before_pickup(picked_up) is None
+        assert await store.get(picked_up) is not None
+        indexed = set(await store.due(datetime.max.replace(tzinfo=UTC), limit=100_000))
+    assert picked_up in indexed
+    assert cancelled not in indexed
 
 
 async def test_a_key_saved_with_a_ttl_expires(dapr: DaprClient) -> None:

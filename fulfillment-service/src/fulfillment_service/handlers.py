@@ -49,10 +49,11 @@ class FulfillmentHandlers:
 
         A redelivery (same event, or the same order again) starts nothing new; it publishes the pickup again with
         the same event id, in case the first publish was lost. If that publish fails, the caller has the delivery
-        retried: the work is already safe.
+        retried: the work is already safe. An order cancelled before its pickup (`cancel`) is not picked up.
         """
         picked_up_at = await self._record_pickup(order)
-        await self.publisher.publish(FulfillmentStarted(order_id=order.order_id, picked_up_at=picked_up_at))
+        if picked_up_at is not None:
+            await self.publisher.publish(FulfillmentStarted(order_id=order.order_id, picked_up_at=picked_up_at))
 
     async def pick_up_many(self, orders: Sequence[OrderCreated]) -> set[str]:
         """Pick up a batch of new orders (one bulk delivery): one transaction records them all, one bulk publish
@@ -87,17 +88,21 @@ class FulfillmentHandlers:
             return False
         return True
 
-    async def _record_pickup(self, order: OrderCreated) -> datetime:
+    async def _record_pickup(self, order: OrderCreated) -> datetime | None:
         """When the order was picked up: now, by this instance, or before (a redelivery, or another replica handed
-        the same event that wrote its record first: a new record is only ever inserted, never written over)."""
+        the same event that wrote its record first: a new record is only ever inserted, never written over); None
+        if it was cancelled before."""
         now = self.clock()
         record = FulfillmentRecord.pick_up(order, at=now, worker=self.worker_id, lease_for=self.pickup_lease())
         try:
             await self.store.save(record, None, now=now)  # insert-only: no read first, a new order is the rule
         except ConcurrentUpdateError:
             stored = await self.store.get(order.order_id)
-            if stored is None:  # not a pickup that lost to an earlier one: something else failed the write
-                raise
+            if stored is None:
+                if await self.store.cancelled_before_pickup(order.order_id) is not None:
+                    logger.warning("order cancelled before its pickup: not shipped", extra={"order_id": order.order_id})
+                    return None
+                raise  # not a pickup that lost to an earlier one: something else failed the write
             logger.info("order already picked up", extra={"order_id": order.order_id})
             return stored.record.picked_up_at
         self.wake_worker(order.order_id)
@@ -105,14 +110,25 @@ class FulfillmentHandlers:
         return record.picked_up_at
 
     async def cancel(self, cancellation: OrderCancelled) -> None:
-        """Drop the order's work, or have its shipment voided if the carrier created one already."""
-        try:
-            changed = await self._update(cancellation.order_id, lambda record: record.cancel())
-        except UnknownOrderError:
-            logger.warning("cancel for an order never picked up", extra={"order_id": cancellation.order_id})
+        """Drop the order's work, or have its shipment voided if the carrier created one already. A cancel that
+        comes before the order's pickup (its create was dead-lettered and is replayed later, say) is remembered, so
+        that pickup is refused."""
+        for _ in range(CONFLICT_ATTEMPTS):
+            try:
+                changed = await self._update(cancellation.order_id, lambda record: record.cancel())
+            except UnknownOrderError:
+                try:
+                    await self.store.remember_cancel(cancellation)
+                except ConcurrentUpdateError:  # picked up meanwhile: cancel its record
+                    continue
+                logger.warning(
+                    "cancel before its order's pickup: remembered", extra={"order_id": cancellation.order_id}
+                )
+                return
+            if changed:
+                logger.info("fulfillment cancelled", extra={"order_id": cancellation.order_id})
             return
-        if changed:
-            logger.info("fulfillment cancelled", extra={"order_id": cancellation.order_id})
+        raise ConcurrentUpdateError(cancellation.order_id)
 
     async def record_delivery(self, *, order_id: str, shipment_id: str, delivered_at: datetime) -> bool:
         """The carrier delivered the shipment; False when this changes nothing (the report came before).

@@ -15,7 +15,7 @@ from fulfillment_fakes import (
 from fulfillment_service.adapters.fulfillments import StoredFulfillment
 from fulfillment_service.domain import FulfillmentRecord, FulfillmentStatus, Lease, Shipment
 from fulfillment_service.handlers import FulfillmentHandlers, UnknownOrderError
-from order_contracts.events import FulfillmentDelivered, FulfillmentStarted
+from order_contracts.events import FulfillmentDelivered, FulfillmentStarted, OrderCancelled
 
 pytestmark = pytest.mark.anyio
 
@@ -128,15 +128,51 @@ async def test_a_pickup_whose_announcement_fails_has_stored_the_work_already(
     assert wakes.order_ids == ["order-1"]
 
 
-async def test_a_cancel_of_an_order_never_picked_up_is_ignored(
+async def test_a_cancel_before_the_pickup_is_remembered_so_the_order_is_never_picked_up_alone_or_in_a_batch(
     handlers: FulfillmentHandlers, store: FakeFulfillmentStore, publisher: FakeEventPublisher, wakes: RecordingWaker
 ) -> None:
-    await handlers.cancel(order_cancelled("order-unknown"))
+    """The create was dead-lettered and is replayed after the cancel, or came back from another partition later."""
+    for order_id in ("order-alone", "order-in-a-batch"):
+        await handlers.cancel(order_cancelled(order_id))
+        await handlers.cancel(order_cancelled(order_id))  # a redelivery
 
-    assert not store.has("order-unknown")
-    assert store.index == {}
-    assert wakes.order_ids == []
-    assert publisher.published == []
+    await handlers.pick_up(order_created("order-alone"))
+    handled = await handlers.pick_up_many([order_created("order-in-a-batch"), order_created("order-2")])
+
+    assert handled == {"order-in-a-batch", "order-2"}  # handled: the cancelled one is not delivered again
+    assert not store.has("order-alone")
+    assert not store.has("order-in-a-batch")
+    assert store.cancelled_before_pickups == {
+        order_id: order_cancelled(order_id) for order_id in ("order-alone", "order-in-a-batch")
+    }
+    assert set(store.index) == {"order-2"}
+    assert wakes.order_ids == ["order-2"]
+    assert publisher.published == [FulfillmentStarted(order_id="order-2", picked_up_at=T0)]
+
+
+class PickedUpMeanwhile(FakeFulfillmentStore):
+    """The order's pickup is stored between a cancel's read (no record) and its remembering the cancel."""
+
+    async def remember_cancel(self, cancellation: OrderCancelled) -> None:
+        if not self.has(cancellation.order_id):
+            await self.insert_many(
+                [FulfillmentRecord.pick_up(order_created(cancellation.order_id), at=T0, worker="worker-2",
+                                           lease_for=None)],
+                now=T0,
+            )  # fmt: skip
+        await super().remember_cancel(cancellation)
+
+
+async def test_a_cancel_that_meets_the_pickup_stored_meanwhile_cancels_the_picked_up_record(
+    publisher: FakeEventPublisher, wakes: RecordingWaker, clock: FakeClock
+) -> None:
+    store = PickedUpMeanwhile()
+    handlers = handlers_over(store, publisher, wakes, clock)
+
+    await handlers.cancel(order_cancelled("order-1"))
+
+    assert store.record("order-1").status is FulfillmentStatus.CANCELLED
+    assert store.cancelled_before_pickups == {}
 
 
 async def test_a_cancel_of_a_pending_order_cancels_it_and_wakes_the_worker(

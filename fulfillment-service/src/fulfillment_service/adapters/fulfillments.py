@@ -8,6 +8,10 @@ the index page that lists it, so a later write changes the entry where it is. In
 ETags, so concurrent writers never lose each other's entries; a conflict fails the transaction, which is then
 retried. However many orders are parked, no document, read or transaction grows: pages hold at most
 `PAGE_CAPACITY` entries.
+
+An order cancelled before fulfillment picked it up (its create was dead-lettered and replayed later, say) has its
+cancellation stored under the record's key instead (`remember_cancel`), so the pickup that comes later is refused
+like any second pickup, and the order never ships.
 """
 
 import contextlib
@@ -19,6 +23,7 @@ from typing import NamedTuple
 
 import httpx
 from dapr.aio.clients import DaprClient
+from order_contracts.events import OrderCancelled
 from pydantic import BaseModel
 from service_runtime.coalescing import Coalescer
 from service_runtime.dapr_state import (
@@ -26,6 +31,7 @@ from service_runtime.dapr_state import (
     StateWrite,
     TransactionRefusedError,
     as_operations,
+    insert_if_absent,
     write_atomically,
 )
 from service_runtime.paged_index import Listing, PagedIndex, Relisting
@@ -54,10 +60,12 @@ class StoredFulfillment:
 
 
 class _StoredDocument(BaseModel):
-    """What the state store holds under `record_key`: the record, and where the work index lists it."""
+    """What the state store holds under `record_key`: the record, and where the work index lists it; or, for an
+    order cancelled before it was picked up, only that cancellation."""
 
-    record: FulfillmentRecord
+    record: FulfillmentRecord | None = None
     index_page: int | None = None
+    cancelled_before_pickup: OrderCancelled | None = None
 
 
 class ConcurrentUpdateError(Exception):
@@ -68,8 +76,11 @@ class PickupsRefusedError(Exception):
     """A record to be inserted exists already (the batch holds a redelivery): nothing of the batch was written."""
 
 
+RECORD_KEY_PREFIX = "fulfillment|"
+
+
 def record_key(order_id: str) -> str:
-    return f"fulfillment|{order_id}"
+    return f"{RECORD_KEY_PREFIX}{order_id}"
 
 
 class AbstractFulfillmentStore(ABC):
@@ -84,7 +95,17 @@ class AbstractFulfillmentStore(ABC):
     @abstractmethod
     async def insert_many(self, records: list[FulfillmentRecord], *, now: datetime) -> None:
         """Insert the records (of distinct orders) and index each by `record.due_at(now)`, all or none, in one
-        transaction; PickupsRefusedError if any of them exists already."""
+        transaction; PickupsRefusedError if any of them exists already (or was cancelled before its pickup)."""
+
+    @abstractmethod
+    async def remember_cancel(self, cancellation: OrderCancelled) -> None:
+        """Store the cancellation of an order that has no record, in the record's place, so a later pickup of it is
+        refused; nothing if it is stored already (a redelivery). ConcurrentUpdateError if the order has a record
+        (picked up meanwhile: cancel the record)."""
+
+    @abstractmethod
+    async def cancelled_before_pickup(self, order_id: str) -> OrderCancelled | None:
+        """The cancellation `remember_cancel` stored for the order, if any."""
 
     @abstractmethod
     async def due(self, now: datetime, *, limit: int, first_shard: int = 0) -> list[str]:
@@ -144,13 +165,20 @@ class DaprFulfillmentStore(AbstractFulfillmentStore):
         return [stored.get(order_id) for order_id in order_ids]
 
     async def _read_records(self, order_ids: list[str]) -> dict[str, StoredFulfillment]:
+        return {
+            order_id: StoredFulfillment(document.record, etag, document.index_page)
+            for order_id, (document, etag) in (await self._read_documents(order_ids)).items()
+            if document.record is not None
+        }
+
+    async def _read_documents(self, order_ids: list[str]) -> dict[str, tuple[_StoredDocument, str]]:
+        """Order id -> what its record key holds, and the ETag, for the keys that hold something."""
         response = await self._client.get_bulk_state(self._store, sorted({record_key(id_) for id_ in order_ids}))
-        found = {}
-        for item in response.items:
-            if item.data:
-                document = _StoredDocument.model_validate_json(item.data)
-                found[document.record.order_id] = StoredFulfillment(document.record, item.etag, document.index_page)
-        return found
+        return {
+            item.key.removeprefix(RECORD_KEY_PREFIX): (_StoredDocument.model_validate_json(item.data), item.etag)
+            for item in response.items
+            if item.data
+        }
 
     async def save(self, record: FulfillmentRecord, replacing: StoredFulfillment | None, *, now: datetime) -> None:
         await self._saves.submit(_Save(record, replacing, now))
@@ -168,7 +196,7 @@ class DaprFulfillmentStore(AbstractFulfillmentStore):
                 await self._transact(batch)
             except Exception as error:  # refused (each path raises its own kind): tell the conflicts apart by reading
                 last_error = error
-                current = await self._read_records([save.record.order_id for save in batch])
+                current = await self._read_documents([save.record.order_id for save in batch])
                 stale = {i for i in pending if _etag_of(current.get(saves[i].record.order_id)) != saves[i].etag}
                 for i in stale:
                     answers[i] = ConcurrentUpdateError(saves[i].record.order_id)
@@ -223,13 +251,25 @@ class DaprFulfillmentStore(AbstractFulfillmentStore):
                 await self._transact([_Save(record, None, now) for record in records])
             except TransactionRefusedError as error:
                 last_error = error
-                if await self._read_records([record.order_id for record in records]):
+                if await self._read_documents([record.order_id for record in records]):
                     raise PickupsRefusedError(f"{len(records)} records") from error
                 logger.info("work index conflict, retrying", extra={"records": len(records)})
                 continue
             return
         assert last_error is not None
         raise last_error
+
+    async def remember_cancel(self, cancellation: OrderCancelled) -> None:
+        document = _StoredDocument(cancelled_before_pickup=cancellation).model_dump_json()
+        if await insert_if_absent(self._client, self._store, record_key(cancellation.order_id), document):
+            return
+        found = (await self._read_documents([cancellation.order_id])).get(cancellation.order_id)
+        if found is not None and found[0].record is not None:
+            raise ConcurrentUpdateError(cancellation.order_id)
+
+    async def cancelled_before_pickup(self, order_id: str) -> OrderCancelled | None:
+        found = (await self._read_documents([order_id])).get(order_id)
+        return found[0].cancelled_before_pickup if found is not None else None
 
     async def due(self, now: datetime, *, limit: int, first_shard: int = 0) -> list[str]:
         due: list[tuple[datetime, str]] = []
@@ -249,5 +289,5 @@ def _order_of_save(save: _Save) -> str:
     return save.record.order_id
 
 
-def _etag_of(stored: StoredFulfillment | None) -> str | None:
-    return stored.etag if stored is not None else None
+def _etag_of(stored: tuple[_StoredDocument, str] | None) -> str | None:
+    return stored[1] if stored is not None else None
