@@ -264,7 +264,7 @@ class DaprFulfillmentStore(AbstractFulfillmentStore):
         if await insert_if_absent(self._client, self._store, record_key(cancellation.order_id), document):
             return
         found = (await self._read_documents([cancellation.order_id])).get(cancellation.order_id)
-        if found is not None and found[0].record is not None:
+        if found is None or found[0].record is not None:  # picked up meanwhile, or gone: the caller tries again
             raise ConcurrentUpdateError(cancellation.order_id)
 
     async def cancelled_before_pickup(self, order_id: str) -> OrderCancelled | None:
