@@ -32,7 +32,7 @@ from order_service.relay import OutboxRelay
 
 MAX_BODY_BYTES = 64 * 1024
 STATE_WRITE_TIMEOUT_SECONDS = 10.0
-"""The transactions that insert an order (idempotency takeovers) go through the sidecar's HTTP API."""
+"""The transactions that insert an order only if absent (idempotent creates) go through the sidecar's HTTP API."""
 
 
 def _crash_now(_: list[OutboxEntry]) -> None:

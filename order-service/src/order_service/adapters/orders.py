@@ -82,7 +82,7 @@ class DaprOrderRepository(AbstractOrderRepository):
     def __init__(
         self, client: DaprClient, store_name: str, outbox: DaprOutbox, *, http: httpx.AsyncClient, sidecar_url: str
     ) -> None:
-        """`http` and `sidecar_url`: the sidecar's HTTP API, for the transactions that insert (takeovers)."""
+        """`http` and `sidecar_url`: the sidecar's HTTP API, for the transactions that insert (idempotent creates)."""
         self._client = client
         self._store = store_name
         self._outbox = outbox
