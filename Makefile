@@ -9,7 +9,7 @@ TEST_DIRS := contracts/tests service-runtime/tests order-service/tests fulfillme
 
 
 .PHONY: dead-letters replay-dead-letters bench
-.PHONY: help install install-state-stores up down test lint test-unit test-stack test-alternates test-launcher drills drills-full
+.PHONY: help install install-state-stores up down test lint audit test-unit test-stack test-alternates test-launcher drills drills-full
 .PHONY: contracts-deps format
 
 help: ## List the targets
@@ -49,6 +49,15 @@ lint: ## ruff + mypy (strict)
 	$(UV) run --frozen mypy
 	@# Each test folder on its own: they have no __init__.py, so their conftest modules would collide.
 	@for dir in $(wildcard $(TEST_DIRS) tests); do $(UV) run --frozen mypy $$dir || exit 1; done
+
+audit: ## Audit the Python and npm locks for known vulnerabilities
+	@# Python: every package uv.lock pins for every workspace member and group, with its hashes (the members themselves
+	@# are not on the package index). Hashed pins let pip-audit check them as they are (--disable-pip: nothing is built).
+	@requirements=$$(mktemp) && trap 'rm -f "$$requirements"' EXIT && \
+	$(UV) export --frozen --quiet --all-packages --all-groups --no-emit-workspace --no-header --format requirements.txt \
+		--output-file "$$requirements" && \
+	$(UV) run --frozen pip-audit --strict --disable-pip --progress-spinner off --requirement "$$requirements"
+	npm audit --prefix contracts/asyncapi-schema --audit-level=low
 
 test-unit: ## Unit and API tests (fakes, no infrastructure)
 	$(PYTEST) $(wildcard $(TEST_DIRS))

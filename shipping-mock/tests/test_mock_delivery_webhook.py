@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 
 import anyio
 import httpx
@@ -32,13 +33,21 @@ WEBHOOK_URL = "http://orders.test/webhooks/carrier"
 WEBHOOK_SECRET = "whsec_test_only"
 
 
-def expected_signature(body: bytes) -> str:
-    return "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+def expected_signature(body: bytes, signed_at: int) -> str:
+    digest = hmac.new(WEBHOOK_SECRET.encode(), f"{signed_at}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={signed_at},v1={digest}"
+
+
+def signing_time(request: httpx.Request) -> int:
+    """The `t=` of the request's signature header (Unix seconds)."""
+    timestamp, _, _ = request.headers["X-Carrier-Signature"].removeprefix("t=").partition(",")
+    return int(timestamp)
 
 
 async def test_delivery_is_reported_signed_and_retried_until_accepted(start_carrier: StartCarrier) -> None:
     received: list[httpx.Request] = []
     accepted = anyio.Event()
+    started = int(time.time())
 
     def receiver(request: httpx.Request) -> httpx.Response:
         received.append(request)
@@ -67,13 +76,15 @@ async def test_delivery_is_reported_signed_and_retried_until_accepted(start_carr
             return status == "delivered"
 
         await wait_until(delivered)
+    finished = int(time.time())
 
     assert len(received) == 4
     bodies = {request.content for request in received}
     assert len(bodies) == 1, "every attempt sends the same body"
     [body] = bodies
     for request in received:
-        assert request.headers["X-Carrier-Signature"] == expected_signature(body)
+        assert started <= signing_time(request) <= finished, "each attempt is signed when it is sent"
+        assert request.headers["X-Carrier-Signature"] == expected_signature(body, signing_time(request))
         assert request.headers["Content-Type"] == "application/json"
     report = json.loads(body)
     assert set(report) == {"shipment_id", "order_id", "status", "delivered_at"}

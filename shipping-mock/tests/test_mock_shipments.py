@@ -133,6 +133,27 @@ async def test_malformed_body_is_422_invalid_request(
     assert (await carrier.get("/admin/shipments")).json() == []
 
 
+@pytest.mark.parametrize("path", ["/shipments", "/admin/faults"])
+async def test_a_body_over_256_kib_is_a_413_and_stores_nothing(carrier: httpx.AsyncClient, path: str) -> None:
+    headers = {"Idempotency-Key": new_key(), "Content-Type": "application/json"}
+    body = shipment_body(new_order_id())
+    body["pad"] = "x" * 256 * 1024
+
+    response = await carrier.request("PUT" if path == "/admin/faults" else "POST", path, json=body, headers=headers)
+
+    assert_problem(response, 413)
+    assert (await carrier.get("/admin/shipments")).json() == []
+
+
+async def test_a_shipment_request_that_is_not_json_is_a_415(carrier: httpx.AsyncClient) -> None:
+    headers = {"Idempotency-Key": new_key(), "Content-Type": "text/plain"}
+
+    response = await carrier.post("/shipments", content=b"{}", headers=headers)
+
+    assert_problem(response, 415)
+    assert (await carrier.get("/admin/shipments")).json() == []
+
+
 @pytest.mark.parametrize(
     ("address", "reason"),
     [

@@ -27,7 +27,14 @@ from dapr.clients.grpc._request import TransactionalStateOperation
 from devstack.layout import LOOPBACK, Layout
 from devstack.processes import ManagedProcess, start, wait_until
 from devstack.stack import ports_in_use
-from devstack.state_stores import STATE_STORE_KINDS, StateStoreKind, component_files, start_server
+from devstack.state_stores import (
+    STATE_STORE_KINDS,
+    StateStoreKind,
+    component_files,
+    postgres_password,
+    start_server,
+    supporting_files,
+)
 from fulfillment_service.adapters.fulfillments import (
     SAVES_PER_TRANSACTION,
     SHARD_COUNT,
@@ -90,13 +97,24 @@ class BareSidecar:
 
 
 def components_for_probe(layout: Layout, kind: StateStoreKind, folder: Path) -> None:
-    """The shipped orders-store file of `kind`, scoped to the probe's app id (SQLite: its file in `folder`)."""
+    """The shipped orders-store file of `kind` and the components it needs (PostgreSQL: its secret store), scoped to
+    the probe's app id (SQLite: its file in `folder`)."""
     component = yaml.safe_load(component_files(layout, kind)[0].read_text())
     component["scopes"] = [PROBE_APP_ID]
     for item in component["spec"]["metadata"]:
         if kind == "sqlite" and item["name"] == "connectionString":
             item["value"] = str(folder / "orders.db")
     (folder / "store.yaml").write_text(yaml.safe_dump(component))
+    for path in supporting_files(layout, kind):
+        supporting = yaml.safe_load(path.read_text())
+        supporting["scopes"] = [PROBE_APP_ID]
+        (folder / path.name).write_text(yaml.safe_dump(supporting))
+
+
+def sidecar_environment(layout: Layout, kind: StateStoreKind) -> dict[str, str]:
+    """What the probe's daprd needs in its environment besides the caller's: PostgreSQL's password, which its
+    secret store reads there, as under `make up`."""
+    return {"POSTGRES_PASSWORD": postgres_password(layout)} if kind == "postgres" else {}
 
 
 @pytest.fixture(scope="module", params=STATE_STORE_KINDS)
@@ -121,7 +139,14 @@ def bare_sidecar(
             "--metrics-port", str(SIDECAR_METRICS_PORT),
             "--log-level", "warn",
         ]  # fmt: skip
-        sidecar = start(f"daprd-{kind}-probe", command, log_dir=layout.logs_dir, pid_dir=layout.pids_dir, cwd=folder)
+        sidecar = start(
+            f"daprd-{kind}-probe",
+            command,
+            log_dir=layout.logs_dir,
+            pid_dir=layout.pids_dir,
+            cwd=folder,
+            env=sidecar_environment(layout, kind),
+        )
         started.append(sidecar)
         wait_until(
             lambda: sidecar_healthy(SIDECAR_HTTP_PORT), what=f"the {kind} probe's sidecar", timeout=60, process=sidecar

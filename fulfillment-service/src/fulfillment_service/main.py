@@ -12,6 +12,7 @@ from dapr.aio.clients import DaprClient
 from fastapi import FastAPI
 from httpx_aiohttp import AiohttpTransport
 from service_runtime import liveness
+from service_runtime.body_limits import SIDECAR_DELIVERIES, BodyLimit, RequestBodyLimits
 from service_runtime.dapr_state import check_transactions_roll_back
 from service_runtime.dead_letters import DaprDeadLetters
 from service_runtime.serving import serve
@@ -29,6 +30,9 @@ from fulfillment_service.worker import ShippingWorker, WorkerSettings
 
 CARRIER_CALL_TIMEOUT_SECONDS = 120.0
 """Our side of the call to the sidecar: longer than Dapr's whole retry budget (resiliency.yaml), which governs."""
+
+MAX_BODY_BYTES = 16 * 1024
+"""Every body but the sidecar's deliveries, i.e. the carrier's delivery reports (about 150 bytes each)."""
 
 STATE_WRITE_TIMEOUT_SECONDS = 10.0
 """State transactions go through the sidecar's HTTP API on a client of their own, never queued behind carrier
@@ -109,6 +113,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(fulfillments.router)
     app.include_router(liveness.router)
+    app.add_middleware(
+        RequestBodyLimits,
+        limits={"/": BodyLimit(max_bytes=MAX_BODY_BYTES), "/events/": SIDECAR_DELIVERIES},
+    )
     return app
 
 

@@ -41,6 +41,8 @@ WEBHOOK = "/webhooks/carrier"
 SHIPMENT = Shipment(shipment_id="shp-order-1", carrier="Fake Parcel", tracking_number="T-order-1")
 LEASE = timedelta(seconds=150)
 DELIVERED_AT = "2026-11-25T10:30:00Z"
+SIGNED_NOW = int(T0.timestamp())
+"""The app's clock (FakeClock) stands at T0: a report signed then is fresh."""
 
 
 @pytest.fixture
@@ -126,7 +128,7 @@ def report(order_id: str = "order-1", shipment_id: str = SHIPMENT.shipment_id) -
 async def send_report(client: httpx.AsyncClient, body: bytes, signature: str | None = "valid") -> httpx.Response:
     headers = {"Content-Type": "application/json"}
     if signature == "valid":
-        headers["X-Carrier-Signature"] = signature_of(body, WEBHOOK_SECRET.encode())
+        headers["X-Carrier-Signature"] = signature_of(body, WEBHOOK_SECRET.encode(), SIGNED_NOW)
     elif signature is not None:
         headers["X-Carrier-Signature"] = signature
     return await client.post(WEBHOOK, content=body, headers=headers)
@@ -206,7 +208,7 @@ async def test_a_redelivered_order_is_acknowledged_and_picked_up_once(
     assert await sidecar.deliver(created()) == "SUCCESS"
 
     assert len(store.writes["order-1"]) == 1
-    assert wakes.order_ids == ["order-1"]
+    assert wakes.order_ids == ["order-1", "order-1"]  # still leased to this worker: woken again, in case it never was
 
 
 async def test_a_cancellation_is_routed_to_the_order_it_cancels(
@@ -361,12 +363,25 @@ async def test_a_delivery_report_without_a_signature_is_refused(
 @pytest.mark.parametrize(
     "signature",
     [
-        "sha256=" + "0" * 64,
-        signature_of(report(), b"another-secret"),
-        signature_of(report(), WEBHOOK_SECRET.encode()).removeprefix("sha256="),
-        signature_of(report(shipment_id="shp-other"), WEBHOOK_SECRET.encode()),
+        f"t={SIGNED_NOW},v1=" + "0" * 64,
+        signature_of(report(), b"another-secret", SIGNED_NOW),
+        signature_of(report(), WEBHOOK_SECRET.encode(), SIGNED_NOW).partition(",")[2],
+        signature_of(report(shipment_id="shp-other"), WEBHOOK_SECRET.encode(), SIGNED_NOW),
+        signature_of(report(), WEBHOOK_SECRET.encode(), SIGNED_NOW).replace(f"t={SIGNED_NOW}", f"t={SIGNED_NOW + 1}"),
+        "sha256=" + signature_of(report(), WEBHOOK_SECRET.encode(), SIGNED_NOW).partition("v1=")[2],
+        signature_of(report(), WEBHOOK_SECRET.encode(), SIGNED_NOW - 301),
+        signature_of(report(), WEBHOOK_SECRET.encode(), SIGNED_NOW + 301),
     ],
-    ids=["garbage", "another secret", "no sha256= prefix", "signature of another body"],
+    ids=[
+        "garbage",
+        "another secret",
+        "no timestamp",
+        "signature of another body",
+        "timestamp changed after signing",
+        "the old untimed format",
+        "signed over five minutes ago (a replay)",
+        "signed over five minutes ahead",
+    ],
 )
 async def test_a_delivery_report_with_a_bad_signature_is_refused_and_changes_nothing(
     client: httpx.AsyncClient, store: FakeFulfillmentStore, wakes: RecordingWaker, signature: str
@@ -378,6 +393,30 @@ async def test_a_delivery_report_with_a_bad_signature_is_refused_and_changes_not
 
     assert store.record("order-1") == before
     assert wakes.order_ids == []
+
+
+@pytest.mark.parametrize("signed_at", [SIGNED_NOW - 300, SIGNED_NOW + 300], ids=["5 min ago", "5 min ahead"])
+async def test_a_delivery_report_signed_within_five_minutes_of_our_clock_is_accepted(
+    client: httpx.AsyncClient, store: FakeFulfillmentStore, signed_at: int
+) -> None:
+    await store_shipped(store)
+    body = report()
+
+    response = await send_report(client, body, signature=signature_of(body, WEBHOOK_SECRET.encode(), signed_at))
+
+    assert response.status_code == 204, response.text
+    assert store.record("order-1").status is FulfillmentStatus.DELIVERED
+
+
+async def test_a_delivery_report_over_16_kib_is_a_413_before_its_signature_is_checked(
+    client: httpx.AsyncClient, store: FakeFulfillmentStore
+) -> None:
+    await store_shipped(store)
+    body = json.dumps({"pad": "x" * 16 * 1024}).encode()
+
+    assert_problem(await send_report(client, body), 413)
+
+    assert store.record("order-1").status is FulfillmentStatus.SHIPPED
 
 
 async def test_a_signed_delivery_report_delivers_the_order_and_publishes_its_delivered_event(

@@ -2,8 +2,10 @@
 
 * ``delivery_after_seconds`` after creation the parcel counts as delivered; ``delivered_at`` is
   fixed at that moment and the same body is sent on every attempt.
-* The body is ``{"shipment_id", "order_id", "status": "delivered", "delivered_at"}``, signed with
-  ``X-Carrier-Signature: sha256=<hex HMAC-SHA256 of the raw body>`` keyed by ``webhook_secret``.
+* The body is ``{"shipment_id", "order_id", "status": "delivered", "delivered_at"}``, signed anew on every
+  attempt with ``X-Carrier-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + the raw body>`` keyed by
+  ``webhook_secret``: the receiver refuses a signature too far from its clock, so a captured report cannot be
+  replayed later.
 * Any answer other than 2xx (or no answer) is retried with exponential back-off, starting at
   ``webhook_retry_initial_seconds`` and capped at ``webhook_retry_max_seconds``, until a 2xx.
 * Only an accepted report turns the shipment ``delivered``. A shipment voided before an attempt
@@ -18,6 +20,7 @@ import hashlib
 import hmac
 import json
 import logging
+from datetime import datetime
 
 import httpx
 
@@ -31,10 +34,11 @@ logger = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Carrier-Signature"
 
 
-def sign(body: bytes, secret: str) -> str:
-    """The value of the signature header for ``body``."""
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
+def sign(body: bytes, secret: str, signed_at: datetime) -> str:
+    """The value of the signature header for ``body`` sent at ``signed_at``."""
+    timestamp = int(signed_at.timestamp())
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
 
 
 class DeliveryReporter:
@@ -139,7 +143,7 @@ class DeliveryReporter:
             raise RuntimeError("delivery reports need the lifespan's HTTP client, a webhook URL and a secret")
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(body, secret.get_secret_value()),
+            SIGNATURE_HEADER: sign(body, secret.get_secret_value(), utc_now()),
         }
         fields: dict[str, object] = {"shipment_id": shipment.shipment_id, "order_id": shipment.order_id}
         try:

@@ -10,6 +10,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 from httpx_aiohttp import AiohttpTransport
+from service_runtime.body_limits import BodyLimit, RequestBodyLimits
 
 from shipping_mock.api import admin, carrier, health
 from shipping_mock.api.problems import install_problem_handlers
@@ -18,6 +19,10 @@ from shipping_mock.json_logging import configure_logging, log_event
 from shipping_mock.state import CarrierState
 
 logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024
+"""Every body the carrier takes: the largest is a shipment request of 500 lines, each SKU 64 characters, which stays
+under 256 KiB even with every character JSON-escaped."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -62,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(carrier.router)
     app.include_router(admin.router)
     app.include_router(health.router)
+    app.add_middleware(RequestBodyLimits, limits={"/": BodyLimit(max_bytes=MAX_BODY_BYTES)})
     return app
 
 

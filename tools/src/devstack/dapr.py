@@ -19,11 +19,13 @@ def answers(url: str) -> bool:
         return False
 
 
-STACK_SECRETS = ("DAPR_API_TOKEN", "APP_API_TOKEN", "CARRIER_WEBHOOK_SECRET")
+STACK_SECRETS = ("DAPR_API_TOKEN", "APP_API_TOKEN", "CARRIER_WEBHOOK_SECRET", "POSTGRES_PASSWORD")
 """DAPR_API_TOKEN: every sidecar refuses a call to its API without it (`dapr-api-token` header), health checks
 excepted; the apps, tests and tools send it.
 APP_API_TOKEN: daprd sends it to its app as `dapr-api-token`, the apps check it on their event endpoints.
-CARRIER_WEBHOOK_SECRET: the carrier signs delivery webhooks with it, fulfillment verifies them."""
+CARRIER_WEBHOOK_SECRET: the carrier signs delivery webhooks with it, fulfillment verifies them.
+POSTGRES_PASSWORD: the PostgreSQL alternate's server asks for it (devstack.state_stores); its sidecars read it from
+their environment through the secret store components/alternates/postgres/secretstore-postgres.yaml."""
 
 
 def stored_secrets(layout: Layout) -> dict[str, str]:

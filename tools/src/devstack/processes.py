@@ -80,15 +80,23 @@ def start(
 
 
 def run_checked(
-    name: str, command: Sequence[str], *, log_dir: Path, cwd: Path, user: int | None = None, group: int | None = None
+    name: str,
+    command: Sequence[str],
+    *,
+    log_dir: Path,
+    cwd: Path,
+    user: int | None = None,
+    group: int | None = None,
+    stdin: bytes | None = None,
 ) -> None:
-    """Run a set-up step to completion, its output appended to `<log_dir>/<name>.log`; StartupError if it fails."""
+    """Run a set-up step to completion, its output appended to `<log_dir>/<name>.log`; StartupError if it fails.
+    `stdin`, when given, is its standard input (which, unlike its arguments, no other process can read)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     with log_path.open("ab") as log_file:
         completed = subprocess.run(
-            list(command), cwd=cwd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            user=user, group=group, check=False,
+            list(command), cwd=cwd, input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL,
+            stdout=log_file, stderr=subprocess.STDOUT, user=user, group=group, check=False,
         )  # fmt: skip
     if completed.returncode != 0:
         raise StartupError(f"{name} failed (exit {completed.returncode}):\n{tail(log_path)}")

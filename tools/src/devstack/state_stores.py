@@ -4,11 +4,19 @@
 components/alternates/<store>/statestore-*.yaml (same component names) and need a server, started here on loopback
 from Debian's packages (tools/install-state-stores.sh). The services refuse to start on `redis` (see README,
 "State stores"); it is here so that the conformance tests keep checking why.
+
+PostgreSQL asks every connection for a password (SCRAM-SHA-256), the stack's POSTGRES_PASSWORD (devstack.dapr,
+STACK_SECRETS); its sidecars read it from their environment through the alternate's secret store component
+(components/alternates/postgres/secretstore-postgres.yaml), so no file holds it but `.run/secrets.env`.
 """
 
+import base64
 import hashlib
+import hmac
 import os
 import pwd
+import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -18,8 +26,9 @@ from typing import Literal, get_args
 
 import yaml
 
+from devstack.dapr import stack_secrets
 from devstack.layout import LOOPBACK, POSTGRES_PORT, REDIS_PORT, Layout
-from devstack.processes import ManagedProcess, run_checked, start, wait_until
+from devstack.processes import ManagedProcess, StartupError, run_checked, start, wait_until
 
 StateStoreKind = Literal["sqlite", "postgres", "redis"]
 STATE_STORE_KINDS: tuple[StateStoreKind, ...] = get_args(StateStoreKind)
@@ -36,9 +45,19 @@ def component_files(layout: Layout, kind: StateStoreKind) -> list[Path]:
     return [folder / name for name in STATE_STORE_FILES]
 
 
+def supporting_files(layout: Layout, kind: StateStoreKind) -> list[Path]:
+    """The other components an alternate's two stores need, loaded only with them (PostgreSQL: the secret store
+    their password comes from). The default's are in components/ already."""
+    if kind == "sqlite":
+        return []
+    folder = layout.root / "components" / "alternates" / kind
+    return sorted(path for path in folder.glob("*.yaml") if path.name not in STATE_STORE_FILES)
+
+
 def run_file(layout: Layout, kind: StateStoreKind) -> Path:
     """The `dapr run -f` file for a stack on `kind`: dapr.yaml itself for the default; otherwise a copy under .run/
-    whose resources folder is components/ with the alternate's state store files in place of the SQLite ones."""
+    whose resources folder is components/ with the alternate's state store files in place of the SQLite ones, and
+    the components they need beside them."""
     if kind == "sqlite":
         return layout.root / "dapr.yaml"
     resources = layout.run_dir / "resources" / kind
@@ -47,7 +66,7 @@ def run_file(layout: Layout, kind: StateStoreKind) -> Path:
     for component in (layout.root / "components").glob("*.yaml"):
         if component.name not in STATE_STORE_FILES:
             shutil.copy(component, resources / component.name)
-    for component in component_files(layout, kind):
+    for component in [*component_files(layout, kind), *supporting_files(layout, kind)]:
         shutil.copy(component, resources / component.name)
     run = yaml.safe_load((layout.root / "dapr.yaml").read_text())
     # Relative paths in a run file are read from the file's folder: make every one absolute.
@@ -82,32 +101,105 @@ def postgres_data_dir(layout: Layout) -> Path:
     return Path(tempfile.gettempdir()) / f"order-platform-postgres-{checkout}"
 
 
-def start_postgres(layout: Layout, timeout: float = 60.0) -> ManagedProcess:
+POSTGRES_HBA = """\
+# Written by devstack (tools/src/devstack/state_stores.py) at every start of the server: edits here are lost.
+# Every connection gives the stack's POSTGRES_PASSWORD (.run/secrets.env); the server listens on 127.0.0.1 only
+# and has no Unix socket.
+local   all   all                  scram-sha-256
+host    all   all   127.0.0.1/32   scram-sha-256
+"""
+"""The server's pg_hba.conf: a password for everyone, trust for no one (also in a data folder that an earlier
+launcher initialised with `initdb -A trust`)."""
+
+POSTGRES_PASSWORD_PATTERN = re.compile(r"[A-Za-z0-9._~+/=-]+")
+"""What a POSTGRES_PASSWORD may hold: Dapr's PostgreSQL component appends it unquoted to its connection string
+(`password=<value>`, common/authentication/postgresql in components-contrib), where a space, quote or backslash
+would change what it means. The generated ones are URL-safe base64."""
+
+SCRAM_ITERATIONS = 4096  # PostgreSQL's default (scram_iterations)
+
+
+def postgres_password(layout: Layout) -> str:
+    """The stack's PostgreSQL password (exported POSTGRES_PASSWORD, else generated into .run/secrets.env)."""
+    password = stack_secrets(layout)["POSTGRES_PASSWORD"]
+    if not POSTGRES_PASSWORD_PATTERN.fullmatch(password):
+        raise StartupError("POSTGRES_PASSWORD may hold only letters, digits and . _ ~ + / = - (Dapr's component "
+                           "writes it unquoted into a connection string)")  # fmt: skip
+    return password
+
+
+def scram_verifier(password: str, salt: bytes | None = None) -> str:
+    """What PostgreSQL stores for a SCRAM-SHA-256 password (RFC 5802 / 7677, PostgreSQL's scram_build_secret):
+    given as the password, it is stored as it is, so the password itself never reaches the server or its logs.
+    (SASLprep, which PostgreSQL applies first, leaves the printable ASCII POSTGRES_PASSWORD_PATTERN allows alone.)"""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, SCRAM_ITERATIONS)
+    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def start_postgres(layout: Layout, timeout: float = 60.0, port: int = POSTGRES_PORT) -> ManagedProcess:
+    """The server on 127.0.0.1:`port`, asking for the stack's password. A new data folder is initialised with it; in
+    one that exists (an earlier start's, maybe from before the password, or from before `.run/` was deleted), the
+    password is set again, in single-user mode, before the server starts; its data are kept."""
     data = postgres_data_dir(layout)
     account = pwd.getpwnam(POSTGRES_ACCOUNT) if os.geteuid() == 0 else None
     user, group = (account.pw_uid, account.pw_gid) if account else (None, None)
+    verifier = scram_verifier(postgres_password(layout))
     if not (data / "PG_VERSION").is_file():
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir(mode=0o700)
         if user is not None and group is not None:
             os.chown(data, user, group)
-        # Trust on loopback only (the server listens nowhere else and has no Unix socket): a local test server.
-        initdb = [str(postgres_bin(layout, "initdb")), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"]
-        run_checked("postgres-initdb", initdb, log_dir=layout.logs_dir, cwd=data, user=user, group=group)
+        initialise_postgres(layout, data, verifier, user, group)
+    else:
+        # `ALTER ROLE ... PASSWORD '<verifier>'` from standard input: no server runs, so nothing authenticates.
+        single_user = [
+            str(postgres_bin(layout, "postgres")), "--single", "-D", str(data), "-c", "exit_on_error=on", "postgres",
+        ]  # fmt: skip
+        statement = f"ALTER ROLE postgres PASSWORD '{verifier}';\n".encode()
+        run_checked("postgres-password", single_user, log_dir=layout.logs_dir, cwd=data, user=user, group=group,
+                    stdin=statement)  # fmt: skip
+    (data / "pg_hba.conf").write_text(POSTGRES_HBA)  # an existing file: its owner (the server's account) stays
     command = [
         str(postgres_bin(layout, "postgres")),
         "-D", str(data),
         "-c", f"listen_addresses={LOOPBACK}",
-        "-c", f"port={POSTGRES_PORT}",
+        "-c", f"port={port}",
         "-c", "unix_socket_directories=",
         "-c", "max_connections=200",
+        "-c", "password_encryption=scram-sha-256",
     ]  # fmt: skip
     server = start(
         "postgres", command, log_dir=layout.logs_dir, pid_dir=layout.pids_dir, cwd=data, user=user, group=group
     )
-    ready = [str(postgres_bin(layout, "pg_isready")), "-q", "-h", LOOPBACK, "-p", str(POSTGRES_PORT)]
+    ready = [str(postgres_bin(layout, "pg_isready")), "-q", "-h", LOOPBACK, "-p", str(port)]
     wait_until(lambda: run_quietly(ready), what="PostgreSQL", timeout=timeout, process=server)
     return server
+
+
+def initialise_postgres(layout: Layout, data: Path, verifier: str, user: int | None, group: int | None) -> None:
+    """`initdb` with SCRAM for every connection and the superuser's password read from a file: the verifier, in a
+    file only the server's account can read, deleted straight after."""
+    descriptor, name = tempfile.mkstemp(prefix="devstack-initdb-pwfile-")
+    pwfile = Path(name)
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(verifier + "\n")
+        if user is not None and group is not None:
+            os.chown(pwfile, user, group)
+        initdb = [
+            str(postgres_bin(layout, "initdb")), "-D", str(data), "-U", "postgres", "-E", "UTF8",
+            "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", f"--pwfile={pwfile}",
+        ]  # fmt: skip
+        run_checked("postgres-initdb", initdb, log_dir=layout.logs_dir, cwd=data, user=user, group=group)
+    finally:
+        pwfile.unlink(missing_ok=True)
 
 
 def start_redis(layout: Layout, timeout: float = 30.0) -> ManagedProcess:

@@ -1,13 +1,18 @@
-"""The carrier's delivery reports: `POST /webhooks/carrier`, signed with HMAC-SHA256 over the raw body.
+"""The carrier's delivery reports: `POST /webhooks/carrier`, signed with HMAC-SHA256 over the time it was signed
+and the raw body.
 
-A report without a valid `X-Carrier-Signature: sha256=<hex>` is answered 401 and changes nothing. A repeated
-report is acknowledged and changes nothing. A report that comes before the carrier's answer to the create call
-was heard is answered 409, so the carrier sends it again later (it retries until a 2xx).
+`X-Carrier-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>`. A report without a valid signature,
+or signed more than five minutes away from our clock (a captured report replayed later), is answered 401 and
+changes nothing. A repeated report within the window is acknowledged and changes nothing. A report that comes
+before the carrier's answer to the create call was heard is answered 409, so the carrier sends it again later (it
+retries until a 2xx). A body over the app's limit is answered 413 before it is read (main.py).
 """
 
 import hashlib
 import hmac
 import logging
+import re
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
@@ -20,7 +25,9 @@ from fulfillment_service.handlers import UnknownOrderError
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Carrier-Signature"
-SIGNATURE_PREFIX = "sha256="
+SIGNATURE_TOLERANCE = timedelta(minutes=5)
+"""How far the signing time may be from our clock, either way: the carrier's clock drifts, and a report waits in
+its retry queue no longer than a signature lives (it signs every attempt anew)."""
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -34,15 +41,29 @@ class DeliveryReport(BaseModel):
     delivered_at: AwareDatetime
 
 
-def signature_of(body: bytes, secret: bytes) -> str:
-    return SIGNATURE_PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()
+_SIGNATURE_FORMAT = re.compile(r"t=(?P<t>[0-9]{1,12}),v1=[0-9a-f]{64}")
+
+
+def signature_of(body: bytes, secret: bytes, signed_at: int) -> str:
+    """The signature header's value for ``body`` signed at ``signed_at`` (Unix seconds)."""
+    digest = hmac.new(secret, f"{signed_at}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={signed_at},v1={digest}"
+
+
+def is_signed_within_tolerance(header: str | None, body: bytes, secret: bytes, now: datetime) -> bool:
+    """Whether ``header`` signs ``body`` with ``secret`` at a time within SIGNATURE_TOLERANCE of ``now``."""
+    signed = _SIGNATURE_FORMAT.fullmatch(header or "")
+    if signed is None or abs(now.timestamp() - int(signed["t"])) > SIGNATURE_TOLERANCE.total_seconds():
+        return False
+    expected = signature_of(body, secret, int(signed["t"]))
+    return hmac.compare_digest(expected.encode(), signed[0].encode())
 
 
 @router.post(
     "/carrier",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="The carrier reports a shipment delivered",
-    responses={401: {"description": "Missing or bad signature"}, 404: {"description": "Unknown order"},
+    responses={401: {"description": "Missing, bad or expired signature"}, 404: {"description": "Unknown order"},
                409: {"description": "The shipment is not recorded yet: send again later"}},
 )  # fmt: skip
 async def on_carrier_report(
@@ -52,10 +73,10 @@ async def on_carrier_report(
     signature: Annotated[str | None, Header(alias=SIGNATURE_HEADER)] = None,
 ) -> Response:
     body = await request.body()
-    expected = signature_of(body, settings.carrier_webhook_secret.get_secret_value().encode())
-    if signature is None or not hmac.compare_digest(signature.encode(), expected.encode()):
-        logger.warning("carrier report with a missing or bad signature")
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or bad X-Carrier-Signature")
+    secret = settings.carrier_webhook_secret.get_secret_value().encode()
+    if not is_signed_within_tolerance(signature, body, secret, handlers.clock()):
+        logger.warning("carrier report with a missing, bad or expired signature")
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing, bad or expired X-Carrier-Signature")
     try:
         report = DeliveryReport.model_validate_json(body)
     except ValidationError as error:

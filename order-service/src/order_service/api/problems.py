@@ -5,7 +5,7 @@
   problem schemas in ``/openapi.json``.
 * :func:`problem_response` builds a problem answer; :class:`ProblemError` is the exception routes raise for one.
 * :data:`PROBLEM_RESPONSES` holds the OpenAPI ``responses=`` entries for routes.
-* Body size (413) and content type (415) are enforced before FastAPI reads a body, by ``api/body_limits.py``.
+* Body size (413) and content type (415) are enforced before FastAPI reads a body (``service_runtime.body_limits``).
 
 Validation errors are reported as ``errors: [{"pointer": "/items/0/quantity", "message": "..."}]`` where the pointer
 is an RFC 6901 JSON Pointer into the request body: at the member itself for a wrong or unknown member, and where the
