@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from fulfillment_service.adapters.carrier import (
     AbstractCarrier,
     CarrierRejectedError,
@@ -145,6 +146,33 @@ class FakeFulfillmentStore(AbstractFulfillmentStore):
 
     def has(self, order_id: str) -> bool:
         return order_id in self._records
+
+
+class AnswerLostStore(FakeFulfillmentStore):
+    """The first insert commits, and then its answer is lost (the sidecar committed after the client's timeout). As
+    DaprFulfillmentStore reports that: `insert_many` raises the timeout (it tells only a refused transaction apart
+    from other errors), `save` raises ConcurrentUpdateError (after a failed write it reads the record, and finds one
+    there now: a rival insert, for all it can tell)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lose_next_answer = True
+
+    async def save(self, record: FulfillmentRecord, replacing: StoredFulfillment | None, *, now: datetime) -> None:
+        losing = replacing is None and self._losing()
+        await super().save(record, replacing, now=now)
+        if losing:
+            raise ConcurrentUpdateError(record.order_id)
+
+    async def insert_many(self, records: list[FulfillmentRecord], *, now: datetime) -> None:
+        losing = self._losing()
+        await super().insert_many(records, now=now)
+        if losing:
+            raise httpx.ReadTimeout("no answer from the sidecar in time")
+
+    def _losing(self) -> bool:
+        losing, self.lose_next_answer = self.lose_next_answer, False
+        return losing
 
 
 class FakeCarrier(AbstractCarrier):

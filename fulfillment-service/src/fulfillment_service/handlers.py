@@ -48,8 +48,9 @@ class FulfillmentHandlers:
         """Record the order as picked up and its shipping work as due now, then say so (`fulfillment.started.v1`).
 
         A redelivery (same event, or the same order again) starts nothing new; it publishes the pickup again with
-        the same event id, in case the first publish was lost. If that publish fails, the caller has the delivery
-        retried: the work is already safe. An order cancelled before its pickup (`cancel`) is not picked up.
+        the same event id, in case the first publish was lost, and wakes this instance's worker if the order is
+        still leased to it, in case the first write only seemed to fail. If that publish fails, the caller has the
+        delivery retried: the work is already safe. An order cancelled before its pickup (`cancel`) is not picked up.
         """
         picked_up_at = await self._record_pickup(order)
         if picked_up_at is not None:
@@ -104,6 +105,11 @@ class FulfillmentHandlers:
                     return None
                 raise  # not a pickup that lost to an earlier one: something else failed the write
             logger.info("order already picked up", extra={"order_id": order.order_id})
+            if stored.record.is_leased_to(self.worker_id, self.clock()):
+                # Perhaps this instance's own pickup, whose write committed though it seemed to fail (a timeout),
+                # its worker never woken; and no other worker takes the order while the lease lasts. A wake-up too
+                # many costs the worker one read.
+                self.wake_worker(order.order_id)
             return stored.record.picked_up_at
         self.wake_worker(order.order_id)
         logger.info("order picked up", extra={"order_id": order.order_id})

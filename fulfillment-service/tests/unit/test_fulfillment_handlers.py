@@ -2,9 +2,11 @@
 
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 from fulfillment_fakes import (
     T0,
+    AnswerLostStore,
     FakeClock,
     FakeEventPublisher,
     FakeFulfillmentStore,
@@ -111,6 +113,41 @@ async def test_a_pickup_that_loses_the_race_to_another_replica_keeps_its_record_
     assert publisher.published == [FulfillmentStarted(order_id="order-1", picked_up_at=rival.picked_up_at)]
 
 
+async def test_a_batch_pickup_whose_write_committed_but_timed_out_wakes_the_worker_when_delivered_again(
+    publisher: FakeEventPublisher, wakes: RecordingWaker, clock: FakeClock
+) -> None:
+    """The delivery is answered RETRY; the redelivery finds the order picked up, leased to this very worker, which
+    was never woken: without a wake-up now, the first carrier call would wait until the lease runs out."""
+    store = AnswerLostStore()
+    handlers = handlers_over(store, publisher, wakes, clock)
+    with pytest.raises(httpx.ReadTimeout):
+        await handlers.pick_up_many([order_created("order-1")])
+    assert store.record("order-1").lease == Lease(owner="worker-1", until=T0 + LEASE)
+    assert wakes.order_ids == []
+    clock.advance(timedelta(seconds=5))  # the sidecar's redelivery
+
+    assert await handlers.pick_up_many([order_created("order-1")]) == {"order-1"}
+
+    assert wakes.order_ids == ["order-1"]
+    assert store.record("order-1").picked_up_at == T0
+    assert publisher.published == [FulfillmentStarted(order_id="order-1", picked_up_at=T0)]
+
+
+async def test_a_pickup_whose_write_committed_but_timed_out_wakes_the_worker(
+    publisher: FakeEventPublisher, wakes: RecordingWaker, clock: FakeClock
+) -> None:
+    """The store reports the lost answer as a lost race (the record is there when it reads after the failure): the
+    record found is this worker's own pickup, so the worker is woken as for a pickup that went through."""
+    store = AnswerLostStore()
+    handlers = handlers_over(store, publisher, wakes, clock)
+
+    await handlers.pick_up(order_created("order-1"))
+
+    assert len(store.writes["order-1"]) == 1
+    assert wakes.order_ids == ["order-1"]
+    assert publisher.published == [FulfillmentStarted(order_id="order-1", picked_up_at=T0)]
+
+
 async def test_a_pickup_whose_announcement_fails_has_stored_the_work_already(
     handlers: FulfillmentHandlers, store: FakeFulfillmentStore, publisher: FakeEventPublisher, wakes: RecordingWaker
 ) -> None:
@@ -125,7 +162,7 @@ async def test_a_pickup_whose_announcement_fails_has_stored_the_work_already(
     publisher.failing = None
     await handlers.pick_up(order_created("order-1"))  # the redelivery
     assert publisher.published == [FulfillmentStarted(order_id="order-1", picked_up_at=T0)]
-    assert wakes.order_ids == ["order-1"]
+    assert wakes.order_ids == ["order-1", "order-1"]  # still leased to this worker: woken again, in case it never was
 
 
 async def test_a_cancel_before_the_pickup_is_remembered_so_the_order_is_never_picked_up_alone_or_in_a_batch(

@@ -9,9 +9,12 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
+import respx
 from fulfillment_fakes import (
     T0,
+    AnswerLostStore,
     FakeCarrier,
     FakeClock,
     FakeEventPublisher,
@@ -20,7 +23,9 @@ from fulfillment_fakes import (
     order_cancelled,
     order_created,
 )
+from fulfillment_service.adapters.carrier import AbstractCarrier, DaprInvokedCarrier
 from fulfillment_service.domain import (
+    CARRIER_UNAVAILABLE,
     OWED_EVENTS_GRACE,
     FulfillmentRecord,
     FulfillmentStatus,
@@ -63,8 +68,14 @@ class Fakes:
     clock: FakeClock = field(default_factory=FakeClock)
 
     def worker(
-        self, worker_id: str = WORKER, *, poll_interval: timedelta = OFTEN, max_concurrent_calls: int = 4
+        self,
+        worker_id: str = WORKER,
+        *,
+        poll_interval: timedelta = OFTEN,
+        max_concurrent_calls: int = 4,
+        carrier: AbstractCarrier | None = None,
     ) -> ShippingWorker:
+        """A worker over the shared fakes (over `carrier` instead of the fake one, if given)."""
         settings = WorkerSettings(
             worker_id=worker_id,
             retry_policy=POLICY,
@@ -73,7 +84,7 @@ class Fakes:
             max_concurrent_calls=max_concurrent_calls,
             probe_interval=PROBE,
         )
-        return ShippingWorker(self.store, self.carrier, self.publisher, settings, clock=self.clock)
+        return ShippingWorker(self.store, carrier or self.carrier, self.publisher, settings, clock=self.clock)
 
 
 @pytest.fixture
@@ -220,6 +231,28 @@ async def test_an_unavailable_carrier_parks_the_order_until_its_next_attempt_the
     assert isinstance(shipped, FulfillmentShipped)
     assert shipped.attempts == 2
     assert shipped.shipped_at == next_attempt_at
+
+
+async def test_an_order_whose_pickup_committed_but_timed_out_ships_once_redelivered_without_waiting_out_its_lease(
+    fakes: Fakes,
+) -> None:
+    """The fake clock never moves: the carrier is called while the lease the lost write took still lasts."""
+    fakes.store = AnswerLostStore()
+    worker = fakes.worker(poll_interval=NEVER)  # only wake-ups: the lease keeps the order out of every poll anyway
+    handlers = FulfillmentHandlers(
+        store=fakes.store, publisher=fakes.publisher, wake_worker=worker.wake, worker_id=worker.worker_id,
+        pickup_lease=worker.pickup_lease, clock=fakes.clock,
+    )  # fmt: skip
+
+    async with running(worker):
+        worker.wake("order-unknown")  # seen once its start-up look at the index is over
+        await eventually(lambda: fakes.store.reads == ["order-unknown"], what="the worker past its start-up look")
+        with pytest.raises(httpx.ReadTimeout):
+            await handlers.pick_up_many([order_created("order-1")])
+        assert await handlers.pick_up_many([order_created("order-1")]) == {"order-1"}  # the redelivery
+        await eventually(lambda: finished(fakes.store, "order-1", FulfillmentStatus.SHIPPED), what="order-1 shipped")
+
+    assert fakes.carrier.calls == ["order-1"]
 
 
 async def test_an_order_leased_to_another_worker_is_left_alone_while_the_lease_lasts(
@@ -587,3 +620,57 @@ async def test_an_order_at_its_give_up_time_gets_its_last_attempt_while_the_carr
     for order_id in ("first", "held"):
         record = fakes.store.record(order_id)
         assert (record.status, record.last_error) == (FulfillmentStatus.FAILED, "HTTP 503: carrier down")
+
+
+async def test_a_2xx_whose_body_is_not_a_shipment_is_a_failed_attempt_retried_with_the_same_key_then_given_up(
+    fakes: Fakes,
+) -> None:
+    """The real adapter over a mocked sidecar: a carrier that answers 201 with a body that names no shipment (it may
+    have created one) has the order parked and retried with backoff under its one idempotency key, failed at its
+    give-up time like any carrier failure, and then searched for, so the shipment it may hold is voided."""
+    shipments_url = "http://sidecar.test/v1.0/invoke/carrier/method/shipments"
+    created = {"shipment_id": "shp-1", "carrier": "Mock Parcel", "tracking_number": "T-1", "status": "label_created"}
+    with respx.mock(assert_all_called=True) as sidecar:
+        creates = sidecar.post(shipments_url).respond(201, text="<html>Created</html>")
+        sidecar.get(shipments_url, params={"order_id": "order-1"}).respond(200, json=[created])
+        voids = sidecar.post(f"{shipments_url}/shp-1/cancel").respond(200, json={**created, "status": "voided"})
+        async with httpx.AsyncClient() as http:
+            carrier = DaprInvokedCarrier(http, sidecar_url="http://sidecar.test", endpoint="carrier")
+            worker = fakes.worker(carrier=carrier)
+            handlers = FulfillmentHandlers(
+                store=fakes.store, publisher=fakes.publisher, wake_worker=worker.wake, worker_id=WORKER,
+                pickup_lease=worker.pickup_lease, clock=fakes.clock,
+            )  # fmt: skip
+            async with running(worker):
+                await handlers.pick_up(order_created("order-1"))
+                await eventually(lambda: attempts_failed(fakes.publisher) == ["order-1"], what="the attempt failed")
+
+                parked = fakes.store.record("order-1")
+                assert (parked.status, parked.attempts, parked.lease) == (FulfillmentStatus.PENDING, 1, None)
+                assert fakes.store.index == {"order-1": T0 + POLICY.first_delay}
+                [failed_attempt] = fakes.publisher.of_type(FulfillmentAttemptFailed.event_type)
+                assert isinstance(failed_attempt, FulfillmentAttemptFailed)
+                assert failed_attempt.error.startswith("HTTP 201, unreadable answer: ")
+                assert failed_attempt.next_attempt_at == T0 + POLICY.first_delay
+
+                fakes.clock.advance(POLICY.first_delay)
+                await eventually(lambda: len(attempts_failed(fakes.publisher)) == 2, what="the second attempt failed")
+                assert fakes.store.record("order-1").next_attempt_at == fakes.clock.now + POLICY.delay_after(2)
+
+                fakes.clock.now = T0 + POLICY.give_up_after
+                await eventually(lambda: voids.called, what="the shipment the carrier may hold voided")
+                await eventually(lambda: finished(fakes.store, "order-1", FulfillmentStatus.FAILED), what="failed")
+
+    keys = {call.request.headers["Idempotency-Key"] for call in creates.calls}
+    assert (creates.call_count, keys) == (3, {"order-order-1"})
+    [gave_up] = fakes.publisher.of_type(FulfillmentFailed.event_type)
+    assert gave_up == FulfillmentFailed(
+        order_id="order-1", reason=CARRIER_UNAVAILABLE, failed_at=T0 + POLICY.give_up_after, attempts=3
+    )
+    record = fakes.store.record("order-1")
+    assert record.last_error is not None
+    assert record.last_error.startswith("HTTP 201, unreadable answer: ")
+    assert voids.call_count == 1
+    [voided] = fakes.publisher.of_type(FulfillmentVoided.event_type)
+    assert isinstance(voided, FulfillmentVoided)
+    assert voided.shipment_id == "shp-1"

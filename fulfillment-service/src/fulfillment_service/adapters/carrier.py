@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import httpx
 from order_contracts.events import OrderCreated
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from fulfillment_service.domain import Shipment
 
@@ -21,7 +22,9 @@ class CarrierRejectedError(Exception):
 
 
 class CarrierUnavailableError(Exception):
-    """The carrier could not be reached or failed (after Dapr's retries): worth trying again later."""
+    """The carrier could not be reached or failed (after Dapr's retries), or answered 2xx with a body that does not
+    say what it did (it may have done it: a retry under the same idempotency key finds out): worth trying again
+    later."""
 
 
 class AbstractCarrier(ABC):
@@ -34,6 +37,22 @@ class AbstractCarrier(ABC):
     @abstractmethod
     async def find_shipment(self, order_id: str) -> FoundShipment | None:
         """The shipment the carrier holds under the order's reference (one key, so one at most), if any."""
+
+
+class _ShipmentView(BaseModel):
+    """A shipment as the carrier's search lists it (the fields read here; the others are ignored)."""
+
+    shipment_id: str
+    carrier: str
+    tracking_number: str
+    status: str
+
+    def found(self) -> FoundShipment:
+        shipment = Shipment(shipment_id=self.shipment_id, carrier=self.carrier, tracking_number=self.tracking_number)
+        return FoundShipment(shipment=shipment, voided=self.status == "voided")
+
+
+_SEARCH_ANSWER = TypeAdapter(list[_ShipmentView])
 
 
 def shipment_idempotency_key(order_id: str) -> str:
@@ -53,16 +72,11 @@ class DaprInvokedCarrier(AbstractCarrier):
             raise CarrierUnavailableError(f"sidecar unreachable: {error!r}") from error
         if not response.is_success:
             raise CarrierUnavailableError(f"HTTP {response.status_code}: {_reason(response)}")
-        found = [
-            FoundShipment(
-                shipment=Shipment(
-                    shipment_id=body["shipment_id"], carrier=body["carrier"], tracking_number=body["tracking_number"]
-                ),
-                voided=body["status"] == "voided",
-            )
-            for body in response.json()
-        ]
-        return found[0] if found else None
+        try:
+            found = _SEARCH_ANSWER.validate_json(response.content)
+        except ValidationError as error:
+            raise _unreadable(response, error) from error
+        return found[0].found() if found else None
 
     async def void_shipment(self, shipment_id: str) -> None:
         try:
@@ -97,10 +111,18 @@ class DaprInvokedCarrier(AbstractCarrier):
             raise CarrierRejectedError(_reason(response))
         if not response.is_success:
             raise CarrierUnavailableError(f"HTTP {response.status_code}: {_reason(response)}")
-        body = response.json()
-        return Shipment(
-            shipment_id=body["shipment_id"], carrier=body["carrier"], tracking_number=body["tracking_number"]
-        )
+        try:
+            return Shipment.model_validate_json(response.content)
+        except ValidationError as error:
+            raise _unreadable(response, error) from error
+
+
+def _unreadable(response: httpx.Response, error: ValidationError) -> CarrierUnavailableError:
+    """A 2xx whose body is not what it should be: a carrier fault like a 5xx (where the body went wrong, not what
+    it holds: it may carry the recipient's details)."""
+    first = error.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    return CarrierUnavailableError(f"HTTP {response.status_code}, unreadable answer: {where}: {first['msg']}"[:200])
 
 
 def _reason(response: httpx.Response) -> str:
