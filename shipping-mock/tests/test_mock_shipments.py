@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
@@ -201,6 +202,23 @@ async def test_cancel_voids_the_shipment_and_is_idempotent(carrier: httpx.AsyncC
     [stored] = await shipments_of(carrier, order_id)
     assert stored["status"] == "voided"
     assert stored["voided_at"] is not None
+
+
+async def test_cancel_as_a_sidecar_forwards_it_chunked_without_a_body_or_content_type_voids(
+    carrier: httpx.AsyncClient,
+) -> None:
+    """daprd forwards fulfillment's bodiless void that way; the body-limit guard refused it 415 once."""
+    created = (await create_shipment(carrier, shipment_body(new_order_id()), new_key())).json()
+
+    async def no_chunks() -> AsyncIterator[bytes]:
+        for chunk in ():
+            yield chunk
+
+    response = await carrier.post(f"/shipments/{created['shipment_id']}/cancel", content=no_chunks())
+
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert "content-type" not in response.request.headers
+    assert (response.status_code, response.json()["status"]) == (200, "voided")
 
 
 async def test_cancel_unknown_shipment_is_404(carrier: httpx.AsyncClient) -> None:

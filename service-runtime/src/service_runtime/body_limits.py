@@ -57,12 +57,20 @@ class RequestBodyLimits:
         limit = self.limit_of(scope["path"])
         headers = Headers(scope=scope)
         declared_length = headers.get("content-length")
-        has_body = "transfer-encoding" in headers or (declared_length is not None and declared_length != "0")
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if has_body and limit.media_types is not None and media_type not in limit.media_types:
-            accepted = ", ".join(sorted(limit.media_types))
-            await _problem(send, 415, "Unsupported Media Type", f"The request body must be {accepted}.")
-            return
+        if limit.media_types is not None and media_type not in limit.media_types:
+            if declared_length is None and "transfer-encoding" in headers:
+                # Chunked: empty, perhaps. A sidecar forwards every invocation so, a bodiless POST included
+                # (daprd's HTTP channel hands Go's client a reader of unknown length).
+                first = await receive()
+                if first["type"] == "http.request" and not first.get("body") and not first.get("more_body"):
+                    await self.app(scope, _replaying(first, receive), send)
+                    return
+                declared_length = "chunked"
+            if declared_length is not None and declared_length != "0":
+                accepted = ", ".join(sorted(limit.media_types))
+                await _problem(send, 415, "Unsupported Media Type", f"The request body must be {accepted}.")
+                return
         if declared_length is not None and declared_length.isdigit() and int(declared_length) > limit.max_bytes:
             await _problem(send, 413, "Content Too Large", f"The request body exceeds {limit.max_bytes} bytes.")
             return
@@ -78,6 +86,16 @@ class RequestBodyLimits:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+def _replaying(first: Message, receive: Receive) -> Receive:
+    """`receive` with `first`, already taken from it, handed out again first."""
+    pending = [first]
+
+    async def replaying_receive() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replaying_receive
 
 
 async def _problem(send: Send, status: int, title: str, detail: str) -> None:
