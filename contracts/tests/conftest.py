@@ -14,6 +14,7 @@ from order_contracts.events import (
     FulfillmentShipped,
     FulfillmentStarted,
     FulfillmentVoided,
+    FulfillmentVoidRefused,
     LineItem,
     OrderCancelled,
     OrderCreated,
@@ -50,6 +51,9 @@ EXAMPLES: tuple[EventData, ...] = (
     ),
     FulfillmentFailed(order_id=ORDER_ID, reason="carrier rejected the address", failed_at=AT, attempts=3),
     FulfillmentVoided(order_id=ORDER_ID, shipment_id="shp-1", voided_at=AT),
+    FulfillmentVoidRefused(
+        order_id=ORDER_ID, shipment_id="shp-1", reason="shipment shp-1 is already delivered", refused_at=AT
+    ),
     FulfillmentDelivered(order_id=ORDER_ID, shipment_id="shp-1", delivered_at=AT),
 )
 

@@ -191,6 +191,8 @@ class FakeCarrier(AbstractCarrier):
         self.voided: set[str] = set()
         self.failure: Exception | None = None
         """Raised by every create_shipment call while set."""
+        self.void_refusal: str | None = None
+        """While set, every void is refused with this reason (as the real carrier refuses a delivered shipment)."""
         self._released: asyncio.Event | None = None
 
     def reject(self, reason: str) -> None:
@@ -234,6 +236,8 @@ class FakeCarrier(AbstractCarrier):
         await self._wait_if_held()
         if shipment_id not in {shipment.shipment_id for shipment in self.shipments.values()}:
             raise CarrierRejectedError(f"no shipment {shipment_id}")
+        if self.void_refusal is not None and shipment_id not in self.voided:
+            raise CarrierRejectedError(self.void_refusal)
         self.voided.add(shipment_id)  # voiding a voided shipment changes nothing, as at the real carrier
 
     async def _wait_if_held(self) -> None:

@@ -59,7 +59,9 @@ def test_an_order_cancelled_after_its_shipment_was_created_has_that_shipment_voi
     # The carrier stores the shipment at once but answers 3 s later: a cancel now finds it created but unreported.
     carrier_admin.put("/admin/faults", json={"latency_ms": 3000}).raise_for_status()
     order_id = created(order_api)
-    eventually(lambda: shipments(carrier_admin, order_id), timeout=10, what="the carrier to create the shipment")
+    eventually(
+        lambda: len(shipments(carrier_admin, order_id)) == 1, timeout=10, what="the carrier to create the shipment"
+    )
 
     cancelled = order_api.post(f"/orders/{order_id}/cancel", json={"reason": "changed my mind"})
 
@@ -77,6 +79,47 @@ def test_an_order_cancelled_after_its_shipment_was_created_has_that_shipment_voi
     assert _fulfillment_status(order_id, "voided") is not None
 
 
+def test_a_void_the_carrier_refuses_shows_on_the_cancelled_order_and_is_asked_again(
+    order_api: httpx.Client, carrier_admin: httpx.Client
+) -> None:
+    """The shipment is delivered before fulfillment can void it: the carrier refuses (409), and the order says so
+    (its shipment is live) instead of looking voided, while fulfillment keeps asking."""
+    # Created at once, answered 3 s later: the cancel comes first, so the answer finds the order to be voided.
+    carrier_admin.put("/admin/faults", json={"latency_ms": 3000}).raise_for_status()
+    order_id = created(order_api)
+    eventually(
+        lambda: len(shipments(carrier_admin, order_id)) == 1, timeout=10, what="the carrier to create the shipment"
+    )
+    assert order_api.post(f"/orders/{order_id}/cancel", json={"reason": "changed my mind"}).status_code == 200
+    # The carrier goes down for the calls that follow (the create's answer is on its way already): every void fails
+    # until the carrier, which goes on delivering, has delivered the shipment.
+    carrier_admin.put("/admin/faults", json={"down": True}).raise_for_status()
+    eventually(
+        lambda: shipments(carrier_admin, order_id)[0]["status"] == "delivered",
+        timeout=30,
+        what="the carrier to deliver the shipment (fulfillment accepts the report: it is voiding the order)",
+    )
+    carrier_admin.delete("/admin/faults").raise_for_status()
+
+    refused = eventually(
+        lambda: (
+            ((order := order_api.get(f"/orders/{order_id}").json())["fulfillment"] or {}).get("void_refused_at")
+            and order
+        ),
+        timeout=90,
+        what="fulfillment.void_refused.v1 folded into the order",
+    )
+    assert refused["status"] == "cancelled"
+    assert refused["fulfillment"]["voided_at"] is None
+    assert "delivered" in refused["fulfillment"]["void_refusal"]
+    record = fulfillment_record(order_id)
+    assert record is not None
+    assert record["status"] == "voiding"  # still asking the carrier
+    assert record["next_attempt_at"] is not None
+    [shipment] = shipments(carrier_admin, order_id)
+    assert shipment["status"] == "delivered"
+
+
 def _tries_per_attempt() -> int:
     """One attempt through the sidecar is the first try and the retries of components/resiliency.yaml."""
     resiliency = yaml.safe_load((Layout.discover().root / "components" / "resiliency.yaml").read_text())
@@ -89,7 +132,9 @@ def test_a_cancel_after_a_call_whose_answer_was_lost_still_voids_the_shipment_th
     # The carrier stores every shipment and withholds the answer for 30 s: fulfillment never hears of it.
     carrier_admin.put("/admin/faults", json={"timeout_rate": 1.0}).raise_for_status()
     order_id = created(order_api)
-    eventually(lambda: shipments(carrier_admin, order_id), timeout=10, what="the carrier to store the shipment")
+    eventually(
+        lambda: len(shipments(carrier_admin, order_id)) == 1, timeout=10, what="the carrier to store the shipment"
+    )
     assert order_api.post(f"/orders/{order_id}/cancel", json={"reason": "changed my mind"}).status_code == 200
 
     tries = _tries_per_attempt()

@@ -130,6 +130,19 @@ class FulfillmentVoided(EventData):
     voided_at: AwareDatetime
 
 
+class FulfillmentVoidRefused(EventData):
+    """The order was cancelled (or given up on) after the carrier created its shipment, and the carrier refused to
+    void that shipment (it was delivered already, say): the shipment is still live. Sent once, at the first
+    refusal; fulfillment keeps asking the carrier, with backoff, until it voids the shipment
+    (fulfillment.voided.v1 follows then)."""
+
+    event_type: ClassVar[str] = "fulfillment.void_refused.v1"
+
+    shipment_id: str
+    reason: str = Field(description="What the carrier answered.")
+    refused_at: AwareDatetime
+
+
 class FulfillmentDelivered(EventData):
     """The carrier reported the shipment delivered."""
 
@@ -148,6 +161,7 @@ FULFILLMENT_EVENT_MODELS: tuple[type[EventData], ...] = (
     FulfillmentShipped,
     FulfillmentFailed,
     FulfillmentVoided,
+    FulfillmentVoidRefused,
     FulfillmentDelivered,
 )
 """What the fulfillment service publishes, on `fulfillment-events`."""

@@ -8,6 +8,7 @@ may both hear the carrier's answer for the same order.
                       │  ▲ └─carrier 422 / give-up─► FAILED
                       │  └─ carrier 5xx/timeout/breaker: parked, retried with backoff
                       └─ order.cancelled ─► CANCELLED            SHIPPED ─order.cancelled─► VOIDING ─► VOIDED
+                                                                       (void refused or unreachable: asked again) ┘
 
 A CANCELLED or FAILED order whose calls may have created a shipment nobody heard of (`unheard_call`) has the
 carrier searched by its reference, and what is found voided (VOIDED, or FAILED with a voided event).
@@ -23,11 +24,19 @@ from order_contracts.events import (
     FulfillmentFailed,
     FulfillmentShipped,
     FulfillmentVoided,
+    FulfillmentVoidRefused,
     OrderCreated,
 )
 from pydantic import BaseModel
 
-OwedEvent = FulfillmentAttemptFailed | FulfillmentShipped | FulfillmentFailed | FulfillmentVoided | FulfillmentDelivered
+OwedEvent = (
+    FulfillmentAttemptFailed
+    | FulfillmentShipped
+    | FulfillmentFailed
+    | FulfillmentVoided
+    | FulfillmentVoidRefused
+    | FulfillmentDelivered
+)
 
 CARRIER_UNAVAILABLE = "carrier unavailable"
 OWED_EVENTS_GRACE = timedelta(seconds=30)
@@ -42,10 +51,9 @@ class FulfillmentStatus(StrEnum):
     CANCELLED = "cancelled"
     """Cancelled before any shipment existed: nothing left to do."""
     VOIDING = "voiding"
-    """Cancelled after the carrier created a shipment: the shipment is still to be voided."""
+    """Cancelled after the carrier created a shipment: the shipment is still to be voided (asked again, with
+    backoff, for as long as the carrier cannot be reached or refuses)."""
     VOIDED = "voided"
-    VOID_REFUSED = "void_refused"
-    """The carrier would not void the shipment (delivered already): nothing more fulfillment can do."""
 
 
 class ShipmentNotRecordedError(Exception):
@@ -97,6 +105,8 @@ class FulfillmentRecord(BaseModel):
     next_attempt_at: datetime | None = None
     shipment: Shipment | None = None
     void_attempts: int = 0
+    void_refused: bool = False
+    """The carrier has refused to void the shipment at least once (`fulfillment.void_refused.v1` was owed)."""
     unheard_call: bool = False
     """A carrier call may have created a shipment whose answer was never heard (a timeout, a crash) and the order is
     ending without one (cancelled, or given up on): the carrier is asked for it by the order reference and whatever
@@ -259,15 +269,23 @@ class FulfillmentRecord(BaseModel):
         self.last_error = error
         self.next_attempt_at = at + policy.delay_after(self.void_attempts)
 
-    def record_void_refused(self, reason: str) -> None:
-        """The carrier refused to void the shipment for good (it was delivered already)."""
+    def record_void_refused(self, shipment: Shipment, reason: str, *, at: datetime, policy: RetryPolicy) -> None:
+        """The carrier refused to void the shipment (it was delivered already, say): the shipment is still live, so
+        the void is asked for again with backoff, never given up, as after a failed void. The first refusal owes
+        `fulfillment.void_refused.v1`, so the order shows its shipment is live; the later ones only count."""
         self.lease = None
-        if self.status is FulfillmentStatus.VOIDING or self.unheard_call:
-            self.unheard_call = False
-            self.next_attempt_at = None
-            self.last_error = reason
-            if self.status in (FulfillmentStatus.VOIDING, FulfillmentStatus.CANCELLED):
-                self.status = FulfillmentStatus.VOID_REFUSED
+        if self.status is not FulfillmentStatus.VOIDING and not self.unheard_call:
+            return
+        if not self.void_refused:
+            self.owed_events.append(
+                FulfillmentVoidRefused(
+                    order_id=self.order_id, shipment_id=shipment.shipment_id, reason=reason, refused_at=at
+                )
+            )
+        self.void_refused = True
+        self.void_attempts += 1
+        self.last_error = reason
+        self.next_attempt_at = at + policy.delay_after(self.void_attempts)
 
     def record_delivery(self, *, shipment_id: str, at: datetime) -> None:
         """The carrier reported the shipment delivered (a repeated report changes nothing).

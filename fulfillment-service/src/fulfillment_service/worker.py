@@ -302,21 +302,32 @@ class ShippingWorker:
                     logger.info("the carrier has no shipment for the order", extra={"order_id": order_id})
                     return await self._record(order_id, lambda r, _: r.record_nothing_found())
                 shipment, voided_already = found.shipment, found.voided
+        except CarrierUnavailableError as unavailable:
+            return await self._void_failed(order_id, unavailable)
+        try:
             if not voided_already:
                 await self._carrier.void_shipment(shipment.shipment_id)
         except CarrierRejectedError as refusal:
             self._carrier_answered()
             reason = str(refusal)
-            logger.warning("carrier refused to void", extra={"order_id": order_id, "reason": reason})
-            return await self._record(order_id, lambda r, _: r.record_void_refused(reason))
+            logger.warning(
+                "carrier refused to void: the shipment is live", extra={"order_id": order_id, "reason": reason}
+            )
+            return await self._record(
+                order_id, lambda r, at: r.record_void_refused(shipment, reason, at=at, policy=policy)
+            )
         except CarrierUnavailableError as unavailable:
-            error = str(unavailable)
-            self._gate.found_unavailable(self._clock(), error)
-            logger.warning("void attempt failed", extra={"order_id": order_id, "error": error})
-            return await self._record(order_id, lambda r, at: r.record_failed_void(error, at=at, policy=policy))
+            return await self._void_failed(order_id, unavailable)
         self._carrier_answered()
         logger.info("shipment voided", extra={"order_id": order_id, "shipment_id": shipment.shipment_id})
         return await self._record(order_id, lambda r, at: r.record_void(shipment, at=at))
+
+    async def _void_failed(self, order_id: str, unavailable: CarrierUnavailableError) -> FulfillmentRecord | None:
+        """The carrier could not be reached to find or void the shipment: asked again later, with backoff."""
+        error, policy = str(unavailable), self._settings.retry_policy
+        self._gate.found_unavailable(self._clock(), error)
+        logger.warning("void attempt failed", extra={"order_id": order_id, "error": error})
+        return await self._record(order_id, lambda r, at: r.record_failed_void(error, at=at, policy=policy))
 
     async def _record(
         self, order_id: str, apply: Callable[[FulfillmentRecord, datetime], None]

@@ -20,6 +20,7 @@ from order_contracts.events import (
     FulfillmentFailed,
     FulfillmentShipped,
     FulfillmentVoided,
+    FulfillmentVoidRefused,
 )
 
 LEASE = timedelta(seconds=150)
@@ -348,15 +349,59 @@ def test_a_void_that_could_not_reach_the_carrier_is_retried_with_backoff_and_nev
     assert record.owed_events == []
 
 
-def test_a_void_the_carrier_refuses_ends_the_work_without_an_event() -> None:
+def test_a_void_the_carrier_refuses_is_asked_again_with_backoff_and_never_given_up() -> None:
+    """The shipment is live (delivered already, say): the order must not look voided, and the void is asked for
+    again, as after a void that could not reach the carrier."""
     record = voiding()
+    at = T0 + POLICY.give_up_after * 2
 
-    record.record_void_refused("already delivered")
+    record.record_void_refused(SHIPMENT, "shipment shp-1 is already delivered", at=at, policy=POLICY)
 
-    assert record.status is FulfillmentStatus.VOID_REFUSED
-    assert record.last_error == "already delivered"
+    assert record.status is FulfillmentStatus.VOIDING
+    assert record.needs_work()
+    assert (record.void_attempts, record.last_error) == (1, "shipment shp-1 is already delivered")
+    assert record.next_attempt_at == at + POLICY.first_delay
+    assert record.owed_events == [
+        FulfillmentVoidRefused(
+            order_id="order-1", shipment_id="shp-1", reason="shipment shp-1 is already delivered", refused_at=at
+        )
+    ]
+
+
+def test_a_void_refused_again_owes_no_second_event_and_backs_off_further() -> None:
+    record = voiding()
+    record.record_void_refused(SHIPMENT, "already delivered", at=T0, policy=POLICY)
+    record.settle(list(record.owed_events))
+    later = T0 + timedelta(minutes=1)
+
+    record.record_void_refused(SHIPMENT, "already delivered", at=later, policy=POLICY)
+
     assert record.owed_events == []
+    assert record.void_attempts == 2
+    assert record.next_attempt_at == later + POLICY.delay_after(2)
+
+
+def test_a_void_refused_then_granted_ends_voided() -> None:
+    record = voiding()
+    record.record_void_refused(SHIPMENT, "label in use", at=T0, policy=POLICY)
+    record.settle(list(record.owed_events))
+
+    record.record_void(SHIPMENT, at=T0 + timedelta(seconds=2))
+
+    assert record.status is FulfillmentStatus.VOIDED
     assert not record.needs_work()
+    assert record.owed_events == [
+        FulfillmentVoided(order_id="order-1", shipment_id="shp-1", voided_at=T0 + timedelta(seconds=2))
+    ]
+
+
+def test_a_refusal_of_an_order_with_nothing_left_to_void_changes_nothing_but_the_lease() -> None:
+    record = shipped()  # not cancelled: a late answer to a void that is no longer wanted
+    before = record.model_copy(deep=True)
+
+    record.record_void_refused(SHIPMENT, "already delivered", at=T0, policy=POLICY)
+
+    assert record == before.model_copy(update={"lease": None})
 
 
 def test_a_delivery_report_before_the_shipment_is_recorded_is_refused_for_now() -> None:

@@ -41,6 +41,7 @@ from order_contracts.events import (
     FulfillmentShipped,
     FulfillmentStarted,
     FulfillmentVoided,
+    FulfillmentVoidRefused,
 )
 
 pytestmark = pytest.mark.anyio
@@ -411,6 +412,39 @@ async def test_a_cancel_after_shipping_voids_the_shipment(
         FulfillmentShipped.event_type,
         FulfillmentVoided.event_type,
     ]
+
+
+async def test_a_void_the_carrier_refuses_is_announced_once_and_asked_again_until_the_carrier_voids_it(
+    worker: ShippingWorker, handlers: FulfillmentHandlers, fakes: Fakes
+) -> None:
+    fakes.carrier.void_refusal = "shipment is already delivered"
+    async with running(worker):
+        await handlers.pick_up(order_created("order-1"))
+        await eventually(lambda: finished(fakes.store, "order-1", FulfillmentStatus.SHIPPED), what="order-1 shipped")
+        shipment_id = fakes.carrier.shipments["order-1"].shipment_id
+        await handlers.cancel(order_cancelled("order-1"))
+        await eventually(lambda: fakes.carrier.voids == [shipment_id], what="the first void refused")
+        await eventually(lambda: not fakes.store.record("order-1").owed_events, what="the refusal announced")
+        refused = fakes.store.record("order-1")
+        assert (refused.status, refused.void_attempts) == (FulfillmentStatus.VOIDING, 1)
+        assert fakes.store.index == {"order-1": fakes.clock.now + POLICY.first_delay}  # asked again, not dropped
+
+        fakes.clock.advance(POLICY.first_delay)
+        await eventually(lambda: fakes.carrier.voids == [shipment_id] * 2, what="the second void refused")
+        await eventually(lambda: fakes.store.record("order-1").void_attempts == 2, what="the refusal counted")
+        fakes.carrier.void_refusal = None
+        fakes.clock.advance(POLICY.delay_after(2))
+        await eventually(lambda: finished(fakes.store, "order-1", FulfillmentStatus.VOIDED), what="order-1 voided")
+
+    assert fakes.carrier.voided == {shipment_id}
+    assert [event.event_type for event in fakes.publisher.published][-3:] == [
+        FulfillmentShipped.event_type,
+        FulfillmentVoidRefused.event_type,
+        FulfillmentVoided.event_type,
+    ]
+    [refusal] = fakes.publisher.of_type(FulfillmentVoidRefused.event_type)
+    assert isinstance(refusal, FulfillmentVoidRefused)
+    assert (refusal.shipment_id, refusal.reason) == (shipment_id, "shipment is already delivered")
 
 
 async def test_a_cancel_before_the_worker_looked_drops_the_work_without_a_carrier_call(

@@ -17,6 +17,7 @@ from order_contracts.events import (
     FulfillmentShipped,
     FulfillmentStarted,
     FulfillmentVoided,
+    FulfillmentVoidRefused,
     LineItem,
 )
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,6 +49,11 @@ _RANK = {
     OrderStatus.CANCELLED: 3,
 }
 _FINAL = frozenset({OrderStatus.DELIVERED, OrderStatus.FAILED, OrderStatus.CANCELLED})
+_LATE_ENTRIES = {
+    OrderStatus.DELIVERED: frozenset({OrderStatus.PROCESSING, OrderStatus.SHIPPED}),
+    OrderStatus.FAILED: frozenset({OrderStatus.PROCESSING}),
+}
+"""The statuses that may still join the history of an order that reached a final status: those on its way there."""
 
 
 class OrderNotFoundError(Exception):
@@ -84,6 +90,11 @@ class Fulfillment(BaseModel):
     delivered_at: datetime | None = None
     voided_at: datetime | None = None
     """When the carrier voided the shipment because the order was cancelled after it shipped."""
+    void_refused_at: datetime | None = None
+    """When the carrier first refused to void that shipment: while `voided_at` is None, the shipment is live
+    (delivered already, say) and fulfillment keeps asking the carrier to void it."""
+    void_refusal: str | None = None
+    """What the carrier answered when it refused."""
     failure_reason: str | None = None
 
     @property
@@ -167,6 +178,12 @@ class Order(BaseModel):
                 # The order was cancelled (final) before this: only the fulfillment block records the void.
                 self._fulfillment().voided_at = event.voided_at
                 self.updated_at = max(self.updated_at, event.voided_at)
+            case FulfillmentVoidRefused():
+                # As for a void: only the fulfillment block records it (the order was cancelled or failed before).
+                details = self._fulfillment()
+                details.void_refused_at = event.refused_at
+                details.void_refusal = event.reason
+                self.updated_at = max(self.updated_at, event.refused_at)
             case _:
                 return False
         self.applied_event_ids.append(event_id)
@@ -187,10 +204,15 @@ class Order(BaseModel):
 
         A status already in the history changes nothing; a final status is never left; a status of lower rank than
         the current one (a late `processing` after `shipped`) joins the history in rank order without moving the
-        current status back.
+        current status back. That holds for the final `delivered` and `failed` too, for the statuses on the way to
+        them (a `fulfillment.started.v1` republished after its order was delivered: fulfillment crashed between its
+        pickup and the announcement); a cancelled order takes none (what fulfillment did after the cancel is not the
+        order's history).
         """
         self.updated_at = max(self.updated_at, at)
-        if any(entry.status == status for entry in self.history) or self.status.is_final:
+        if any(entry.status == status for entry in self.history):
+            return
+        if self.status.is_final and status not in _LATE_ENTRIES.get(self.status, ()):
             return
         self.history.append(StatusEntry(status=status, at=at))
         self.history.sort(key=lambda entry: (entry.status.rank, entry.at))

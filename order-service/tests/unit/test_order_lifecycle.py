@@ -12,6 +12,7 @@ from order_contracts.events import (
     FulfillmentShipped,
     FulfillmentStarted,
     FulfillmentVoided,
+    FulfillmentVoidRefused,
     LineItem,
     OrderCreated,
 )
@@ -128,6 +129,37 @@ def test_a_late_processing_joins_the_history_in_rank_order_without_moving_shippe
 
     assert order.status is OrderStatus.SHIPPED
     assert statuses(order) == [OrderStatus.PENDING, OrderStatus.PROCESSING, OrderStatus.SHIPPED]
+
+
+def test_a_pickup_announced_after_delivery_still_joins_the_history_before_shipped() -> None:
+    """Fulfillment crashed between its pickup and `fulfillment.started.v1`; after its restart it shipped, the
+    carrier delivered, and only then did the redelivered create have the pickup announced. The history read
+    [pending, shipped, delivered] (a drill's audit found it)."""
+    order = accepted_order()
+    order.fold(shipped(), event_id="sh")
+    order.fold(delivered(), event_id="d")
+
+    assert order.fold(started(), event_id="s")
+
+    assert order.status is OrderStatus.DELIVERED
+    assert statuses(order) == [
+        OrderStatus.PENDING,
+        OrderStatus.PROCESSING,
+        OrderStatus.SHIPPED,
+        OrderStatus.DELIVERED,
+    ]
+    assert order.history[1].at == T0 + timedelta(seconds=1)
+
+
+def test_a_pickup_announced_after_the_order_failed_joins_its_history_and_nothing_else_does() -> None:
+    order = accepted_order()
+    order.fold(FulfillmentFailed(order_id="order-1", reason="address", failed_at=T0 + timedelta(seconds=5), attempts=1),
+               event_id="f")  # fmt: skip
+    order.fold(started(), event_id="s")
+    order.fold(shipped(), event_id="sh")  # never after a failure; were it to come, it is not the order's history
+
+    assert order.status is OrderStatus.FAILED
+    assert statuses(order) == [OrderStatus.PENDING, OrderStatus.PROCESSING, OrderStatus.FAILED]
 
 
 def test_a_final_status_is_never_left() -> None:
@@ -293,6 +325,34 @@ def test_a_voided_shipment_is_recorded_and_the_order_stays_cancelled() -> None:
     assert order.fulfillment is not None
     assert order.fulfillment.voided_at == T0 + timedelta(seconds=5)
     assert order.updated_at == T0 + timedelta(seconds=5)
+
+
+def test_a_refused_void_shows_the_shipment_live_on_the_cancelled_order_until_it_is_voided() -> None:
+    order = accepted_order()
+    order.fold(started(), event_id="s")
+    order.cancel(reason="changed my mind", at=T0 + timedelta(seconds=3))
+    history = list(order.history)
+    refusal = FulfillmentVoidRefused(
+        order_id="order-1", shipment_id="shp-1", reason="already delivered", refused_at=T0 + timedelta(seconds=4)
+    )
+
+    assert order.fold(refusal, event_id="r")
+
+    assert order.status is OrderStatus.CANCELLED
+    assert order.history == history
+    assert order.fulfillment is not None
+    assert (order.fulfillment.void_refused_at, order.fulfillment.void_refusal) == (
+        T0 + timedelta(seconds=4),
+        "already delivered",
+    )
+    assert order.fulfillment.voided_at is None
+    assert order.updated_at == T0 + timedelta(seconds=4)
+    before = order.model_copy(deep=True)
+    assert not order.fold(refusal, event_id="r")  # redelivered
+    assert order == before
+
+    assert order.fold(voided(), event_id="v")  # the carrier voided it at last
+    assert order.fulfillment.voided_at == T0 + timedelta(seconds=5)
 
 
 def test_a_redelivered_void_changes_nothing() -> None:
