@@ -493,6 +493,7 @@ async def test_fulfillments_own_record_of_an_order_can_be_read(
     assert view["status"] == "shipped"
     assert view["shipment"] == SHIPMENT.model_dump()
     assert view["attempts"] == 1
+    assert view["void_attempts"] == 0
     assert view["events_to_publish"] == []
 
 

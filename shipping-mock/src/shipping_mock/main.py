@@ -13,6 +13,7 @@ from httpx_aiohttp import AiohttpTransport
 from service_runtime.body_limits import BodyLimit, RequestBodyLimits
 
 from shipping_mock.api import admin, carrier, health
+from shipping_mock.api.openapi import install_openapi_documentation
 from shipping_mock.api.problems import install_problem_handlers
 from shipping_mock.config import Settings, get_settings
 from shipping_mock.json_logging import configure_logging, log_event
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.carrier = state
     install_problem_handlers(app)
+    install_openapi_documentation(app)
     app.include_router(carrier.router)
     app.include_router(admin.router)
     app.include_router(health.router)

@@ -20,6 +20,7 @@ from order_contracts.cloudevents import CloudEvent, UnknownEventTypeError, Unrea
 from order_contracts.dapr import (
     BulkAnswer,
     BulkDelivery,
+    BulkEntry,
     BulkSubscribe,
     DeliveryStatus,
     Routes,
@@ -30,13 +31,22 @@ from pydantic import ValidationError
 from service_runtime.dead_letters import answer
 
 from fulfillment_service.api.deps import DeadLettersDep, FromSidecar, FulfillmentHandlersDep, SettingsDep
+from fulfillment_service.api.problems import PROBLEM_RESPONSES
 from fulfillment_service.handlers import FulfillmentHandlers
 
 logger = logging.getLogger(__name__)
 
 EVENTS_PATH = "/events/order-events"
 
-router = APIRouter(tags=["dapr"], dependencies=[FromSidecar])
+router = APIRouter(tags=["dapr"], dependencies=[FromSidecar], responses={401: PROBLEM_RESPONSES[401]})
+
+BULK_DELIVERY_SCHEMA = {
+    "type": "object",
+    "description": BulkDelivery.__doc__,
+    "required": ["entries"],
+    "properties": {"entries": {"type": "array", "items": BulkEntry.model_json_schema(by_alias=True)}},
+}
+"""The body the sidecar delivers (``BulkDelivery``), read raw by the endpoint and so documented by hand."""
 
 
 @router.get("/dapr/subscribe", summary="Subscriptions, as Dapr reads them at start")
@@ -54,7 +64,17 @@ async def subscriptions(settings: SettingsDep) -> list[Subscription]:
     ]
 
 
-@router.post(EVENTS_PATH, summary="Pick up new orders and stop cancelled ones, a batch at a time (from the sidecar)")
+@router.post(
+    EVENTS_PATH,
+    summary="Pick up new orders and stop cancelled ones, a batch at a time (from the sidecar)",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": BULK_DELIVERY_SCHEMA}}}
+    },
+    responses={
+        400: {**PROBLEM_RESPONSES[400], "description": "Not a bulk delivery (the sidecar always sends one)."},
+        413: PROBLEM_RESPONSES[413],
+    },
+)
 async def on_order_events(
     request: Request, handlers: FulfillmentHandlersDep, dead_letters: DeadLettersDep
 ) -> BulkAnswer:

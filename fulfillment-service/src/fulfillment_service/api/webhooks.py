@@ -13,12 +13,13 @@ import hmac
 import logging
 import re
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from fulfillment_service.api.deps import FulfillmentHandlersDep, SettingsDep
+from fulfillment_service.api.problems import PROBLEM_RESPONSES
 from fulfillment_service.domain import ShipmentNotRecordedError
 from fulfillment_service.handlers import UnknownOrderError
 
@@ -59,13 +60,30 @@ def is_signed_within_tolerance(header: str | None, body: bytes, secret: bytes, n
     return hmac.compare_digest(expected.encode(), signed[0].encode())
 
 
+def _problem(status: int, description: str) -> dict[str, Any]:
+    return {**PROBLEM_RESPONSES[status], "description": description}
+
+
 @router.post(
     "/carrier",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="The carrier reports a shipment delivered",
-    responses={401: {"description": "Missing, bad or expired signature"}, 404: {"description": "Unknown order"},
-               409: {"description": "The shipment is not recorded yet: send again later"}},
-)  # fmt: skip
+    # The body is read raw (the signature is over its bytes), so FastAPI cannot know it: documented here.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": DeliveryReport.model_json_schema()}},
+        }
+    },
+    responses={
+        401: _problem(401, "Missing, bad or expired signature"),
+        404: _problem(404, "Unknown order"),
+        409: _problem(409, "The shipment is not recorded yet: send again later"),
+        413: PROBLEM_RESPONSES[413],
+        415: PROBLEM_RESPONSES[415],
+        422: _problem(422, "Signed, but not a delivery report"),
+    },
+)
 async def on_carrier_report(
     request: Request,
     settings: SettingsDep,

@@ -9,18 +9,31 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from shipping_mock.models import Rejection
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://carrier.example/problems/"
 RETRY_AFTER_SECONDS = 1
+_HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class ProblemResponse(JSONResponse):
     media_type = PROBLEM_CONTENT_TYPE
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object, as every error of the mock is (``/openapi.json`` documents it)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description=f'``{PROBLEM_TYPE_BASE}<kind>``, or "about:blank" (see the status code).')
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str
 
 
 def problem(
@@ -110,11 +123,26 @@ def shipment_already_delivered(shipment_id: str) -> ProblemResponse:
     )
 
 
-async def _http_exception_as_problem(_: Request, exc: Exception) -> ProblemResponse:
+async def _http_exception_as_problem(request: Request, exc: Exception) -> ProblemResponse:
     if not isinstance(exc, StarletteHTTPException):
         raise TypeError(f"unexpected exception {exc!r}")
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).description
-    return problem(exc.status_code, detail, headers=dict(exc.headers) if exc.headers else None)
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        headers["Allow"] = _allowed_methods(request)
+    return problem(exc.status_code, detail, headers=headers or None)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at the request's path. Each method of a path is a route of its own, and
+    Starlette's 405 names only the methods of the first route whose path matched (``Allow: POST`` for
+    ``/shipments``, which also serves GET)."""
+    served = [
+        method
+        for method in _HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.routes)
+    ]
+    return ", ".join(served)
 
 
 async def _validation_error_as_problem(_: Request, exc: Exception) -> ProblemResponse:
