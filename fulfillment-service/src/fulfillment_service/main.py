@@ -14,14 +14,16 @@ from httpx_aiohttp import AiohttpTransport
 from service_runtime import liveness
 from service_runtime.body_limits import SIDECAR_DELIVERIES, BodyLimit, RequestBodyLimits
 from service_runtime.dapr_state import check_transactions_roll_back
-from service_runtime.dead_letters import DaprDeadLetters
+from service_runtime.dead_letters import CountingDeadLetters, DaprDeadLetters, DeadLetterTally
+from service_runtime.metrics import metrics_router
+from service_runtime.readiness import DaprStateStoreProbe
 from service_runtime.serving import serve
 from service_runtime.sidecar_token import sidecar_api_headers
 
 from fulfillment_service.adapters.carrier import DaprInvokedCarrier
 from fulfillment_service.adapters.events import DaprEventPublisher
 from fulfillment_service.adapters.fulfillments import DaprFulfillmentStore
-from fulfillment_service.api import events, fulfillments, webhooks
+from fulfillment_service.api import events, fulfillments, health, webhooks
 from fulfillment_service.api.problems import install_problem_handlers
 from fulfillment_service.config import Settings, get_settings
 from fulfillment_service.domain import RetryPolicy
@@ -82,7 +84,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         publisher = DaprEventPublisher(dapr, pubsub=settings.pubsub, topic=settings.topic, source=settings.app_id)
         carrier = DaprInvokedCarrier(http, sidecar_url=sidecar_url, endpoint=settings.carrier_endpoint)
         worker = ShippingWorker(store, carrier, publisher, worker_settings(settings))
-        app.state.dead_letters = DaprDeadLetters(dapr, pubsub=settings.pubsub, topic=settings.dead_letter_topic)
+        app.state.dead_letters = CountingDeadLetters(
+            DaprDeadLetters(dapr, pubsub=settings.pubsub, topic=settings.dead_letter_topic), app.state.dead_letter_tally
+        )
+        app.state.state_store_probe = DaprStateStoreProbe(dapr, settings.state_store)
         app.state.fulfillment_handlers = FulfillmentHandlers(
             store=store,
             publisher=publisher,
@@ -107,12 +112,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Ships orders through the carrier and reports progress on fulfillment-events.",
         lifespan=lifespan,
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = settings = settings or get_settings()
+    app.state.dead_letter_tally = tally = DeadLetterTally(topic=settings.dead_letter_topic)
     install_problem_handlers(app)
     app.include_router(events.router)
     app.include_router(webhooks.router)
     app.include_router(fulfillments.router)
     app.include_router(liveness.router)
+    app.include_router(health.router)
+    app.include_router(metrics_router(tally))
     app.add_middleware(
         RequestBodyLimits,
         limits={"/": BodyLimit(max_bytes=MAX_BODY_BYTES), "/events/": SIDECAR_DELIVERIES},

@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from service_runtime import liveness
 from service_runtime.body_limits import SIDECAR_DELIVERIES, BodyLimit, RequestBodyLimits
 from service_runtime.dapr_state import check_transactions_roll_back
-from service_runtime.dead_letters import DaprDeadLetters
+from service_runtime.dead_letters import CountingDeadLetters, DaprDeadLetters, DeadLetterTally
+from service_runtime.metrics import metrics_router
 from service_runtime.serving import serve
 from service_runtime.sidecar_token import sidecar_api_headers
 
@@ -71,8 +72,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             event_source=settings.app_id,
             on_events_owed=_crash_now if settings.fault_crash_after_commit else relay.notify,
         )
-        app.state.dead_letters = DaprDeadLetters(dapr, pubsub=settings.pubsub, topic=settings.dead_letter_topic)
-        app.state.readiness = DaprStateReadiness(dapr, settings.state_store, relay.status)
+        tally: DeadLetterTally = app.state.dead_letter_tally
+        app.state.dead_letters = CountingDeadLetters(
+            DaprDeadLetters(dapr, pubsub=settings.pubsub, topic=settings.dead_letter_topic), tally
+        )
+        app.state.readiness = DaprStateReadiness(dapr, settings.state_store, relay.status, tally)
         relaying = asyncio.create_task(relay.run(), name="outbox-relay")
         try:
             yield
@@ -89,11 +93,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Accepts, stores and tracks orders; publishes order events on Kafka through Dapr.",
         lifespan=lifespan,
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = settings = settings or get_settings()
+    app.state.dead_letter_tally = tally = DeadLetterTally(topic=settings.dead_letter_topic)
     app.include_router(orders.router)
     app.include_router(events.router)
     app.include_router(health.router)
     app.include_router(liveness.router)
+    app.include_router(metrics_router(tally))
     install_problem_handlers(app)
     install_domain_error_handlers(app)
     app.add_middleware(

@@ -11,11 +11,19 @@ So each app answers such an entry SUCCESS once it has published it, as delivered
 subscription's dead-letter topic (raw: no second CloudEvent around it), which is what the sidecar would have done.
 If that publish fails, the entry is answered RETRY: delivered again, never lost. The dead-letter tooling
 (`make dead-letters`, `make replay-dead-letters`) reads both kinds of letter alike.
+
+Nothing tells anyone by itself that a letter was sent, so every app counts what it dead-letters
+(`DeadLetterTally`, kept by `CountingDeadLetters` around the real adapter): readiness says `degraded` once there is
+one, and `/metrics` has the counts (service_runtime/metrics.py). The count is this process's, since it started: the
+list of record, pending or replayed, is the dead-letter topics themselves (`make dead-letters`). Dead letters the
+sidecar sends itself (an entry that is not JSON) are not in it; daprd's own metrics count those.
 """
 
 import json
 import logging
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from dapr.aio.clients import DaprClient
 from order_contracts.dapr import BulkAnswer, BulkDelivery, BulkEntry, DeliveryStatus, EntryStatus
@@ -49,6 +57,48 @@ class DaprDeadLetters(AbstractDeadLetters):
             data_content_type=entry.content_type or "application/json",
             publish_metadata=metadata,
         )
+
+
+@dataclass
+class DeadLetterTally:
+    """What this process put on its subscription's dead-letter topic since it started, and failed to."""
+
+    topic: str
+    dead_lettered: int = 0
+    failed: int = 0
+    """Entries the broker did not take: answered RETRY, so delivered (and dead-lettered) again."""
+    last_at: datetime | None = None
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def record(self) -> None:
+        self.dead_lettered += 1
+        self.last_at = datetime.now(UTC)
+
+    def degraded_reason(self) -> str | None:
+        """Why readiness is degraded on account of dead letters, or None while there are none."""
+        if self.dead_lettered == 0:
+            return None
+        last = f", the last at {self.last_at.isoformat()}" if self.last_at is not None else ""
+        return (
+            f"{self.dead_lettered} event(s) dead-lettered to {self.topic} since {self.started_at.isoformat()}{last}: "
+            "`make dead-letters` lists them, `make replay-dead-letters` puts them back"
+        )
+
+
+class CountingDeadLetters(AbstractDeadLetters):
+    """Another AbstractDeadLetters, counted in `tally`."""
+
+    def __init__(self, inner: AbstractDeadLetters, tally: DeadLetterTally) -> None:
+        self._inner = inner
+        self.tally = tally
+
+    async def put(self, entry: BulkEntry) -> None:
+        try:
+            await self._inner.put(entry)
+        except Exception:
+            self.tally.failed += 1
+            raise
+        self.tally.record()
 
 
 async def answer(

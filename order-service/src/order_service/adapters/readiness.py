@@ -1,6 +1,7 @@
 """Readiness: can this service accept orders right now? It can while the sidecar and the state store answer;
 publishing (the broker) does not decide it, since accepted orders wait in the outbox, but while it fails the
-service says it is `degraded`, and why."""
+service says it is `degraded`, and why. So it does once it has dead-lettered an event (service_runtime/dead_letters.py):
+the orders are still accepted, but an event was set aside that someone has to look at."""
 
 import logging
 from datetime import datetime
@@ -9,6 +10,7 @@ from typing import Literal
 from dapr.aio.clients import DaprClient
 from dapr.clients.exceptions import DaprInternalError
 from pydantic import BaseModel
+from service_runtime.dead_letters import DeadLetterTally
 
 from order_service.relay import RelayStatus
 
@@ -26,13 +28,19 @@ class Readiness(BaseModel):
     events_owed: int
     last_publish_error: str | None
     publishing_failing_since: datetime | None = None
+    dead_letters: int = 0
+    """Events this process dead-lettered since it started."""
+    last_dead_letter_at: datetime | None = None
 
 
 class DaprStateReadiness:
-    def __init__(self, client: DaprClient, store_name: str, relay_status: RelayStatus) -> None:
+    def __init__(
+        self, client: DaprClient, store_name: str, relay_status: RelayStatus, dead_letters: DeadLetterTally
+    ) -> None:
         self._client = client
         self._store = store_name
         self._relay = relay_status
+        self._dead_letters = dead_letters
 
     async def check(self) -> Readiness:
         try:
@@ -41,14 +49,23 @@ class DaprStateReadiness:
         except DaprInternalError as error:
             logger.warning("state store not usable", extra={"error": str(error)})
             store = "unavailable"
-        failing = self._relay.publishing != "ok"
-        return Readiness(
-            ready=store == "ok",
-            status="unavailable" if store != "ok" else "degraded" if failing else "ok",
-            degraded_reason=f"events are not being published: {self._relay.last_error}" if failing else None,
-            state_store=store,
-            event_publishing=self._relay.publishing,
-            events_owed=self._relay.owed,
-            last_publish_error=self._relay.last_error,
-            publishing_failing_since=self._relay.failing_since,
-        )
+        return readiness_of(store, self._relay, self._dead_letters)
+
+
+def readiness_of(store: str, relay: RelayStatus, dead_letters: DeadLetterTally) -> Readiness:
+    failing = relay.publishing != "ok"
+    reasons = [f"events are not being published: {relay.last_error}"] if failing else []
+    if (dead_lettered := dead_letters.degraded_reason()) is not None:
+        reasons.append(dead_lettered)
+    return Readiness(
+        ready=store == "ok",
+        status="unavailable" if store != "ok" else "degraded" if reasons else "ok",
+        degraded_reason="; ".join(reasons) or None,
+        state_store=store,
+        event_publishing=relay.publishing,
+        events_owed=relay.owed,
+        last_publish_error=relay.last_error,
+        publishing_failing_since=relay.failing_since,
+        dead_letters=dead_letters.dead_lettered,
+        last_dead_letter_at=dead_letters.last_at,
+    )
