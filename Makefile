@@ -71,11 +71,16 @@ test-alternates: install-state-stores ## The system on PostgreSQL instead of SQL
 test-launcher: ## `make up` / Ctrl-C / `make down` as a user runs them (starts its own stacks)
 	$(PYTEST) tests/launcher
 
-drills: install ## Failure drills on the real stack (own stack): broker killed / paused, backlogs (CI size), crashes
-	$(PYTEST) tests/drills -s
+# Every drill audits every request it sent (tests/support/audit.py); these two targets write the table of the audits
+# to tests/drills/REPORT.md (a run of pytest by hand only prints it).
+DRILL_REPORT := tests/drills/REPORT.md
+
+drills: install ## Failure drills on the real stack (own stack): broker, crashes, sidecars killed, takeover, backlogs (CI size) -> tests/drills/REPORT.md
+	ORDER_PLATFORM_DRILL_REPORT=$(DRILL_REPORT) ORDER_PLATFORM_DRILL_COMMAND="make drills" $(PYTEST) tests/drills -s
 
 drills-full: install ## The drills with the backlog drills at full size: broker paused 5 min at 100/s, carrier down 10 min at 50/s
-	ORDER_PLATFORM_DRILL_SIZE=full $(PYTEST) tests/drills -s
+	ORDER_PLATFORM_DRILL_SIZE=full ORDER_PLATFORM_DRILL_REPORT=$(DRILL_REPORT) ORDER_PLATFORM_DRILL_COMMAND="make drills-full" \
+		$(PYTEST) tests/drills -s
 
 test: install install-state-stores lint test-unit test-stack test-alternates test-launcher drills ## Everything: install, lint, unit, real-stack tests (SQLite and PostgreSQL), drills
 

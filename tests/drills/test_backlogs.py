@@ -12,7 +12,7 @@ import signal
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -20,6 +20,7 @@ from devstack.layout import Layout
 from devstack.stack import Stack
 from fulfillment_service.config import Settings
 
+from tests.support.audit import Audit
 from tests.support.load import OrderStream
 from tests.support.polling import eventually
 from tests.support.state import largest_stored_value
@@ -50,8 +51,9 @@ SIZES = {
 SIZE = SIZES[os.environ.get("ORDER_PLATFORM_DRILL_SIZE", "ci")]
 
 
-def _stream_for(seconds: float, per_second: int) -> list[str]:
-    """Orders at a fixed rate for `seconds`: the ids of the accepted ones (every create must be a fast 201)."""
+def _stream_for(seconds: float, per_second: int) -> tuple[OrderStream, list[str]]:
+    """Orders at a fixed rate for `seconds`: the load (for the audit) and the ids of the accepted ones (every create
+    must be a fast 201)."""
     stream = OrderStream(interval=1 / per_second, timeout=10)
     stream.start()
     started = time.monotonic()
@@ -60,7 +62,12 @@ def _stream_for(seconds: float, per_second: int) -> list[str]:
     answers = stream.stop()
     statuses = Counter(answer.status for answer in answers)
     assert statuses == {201: len(answers)}, statuses
-    return [answer.order_id for answer in answers if answer.order_id is not None]
+    return stream, [answer.order_id for answer in answers if answer.order_id is not None]
+
+
+def _final_within(orders: int) -> float:
+    """How long the audit waits for a backlog's orders to be final: generous, and longer for a full-size one."""
+    return 240 + orders / 20
 
 
 def _shipments_per_order(carrier_admin: httpx.Client) -> Counter[str]:
@@ -107,15 +114,17 @@ def _each_shipped_once(carrier_admin: httpx.Client, order_ids: list[str]) -> Non
     assert unshipped == [], f"{len(unshipped)} of {len(order_ids)} orders not shipped"
 
 
-@pytest.mark.timeout(SIZE.broker_pause_seconds + 300)
+@pytest.mark.timeout(
+    SIZE.broker_pause_seconds + 600 + _final_within(SIZE.broker_pause_seconds * SIZE.orders_per_second_while_paused)
+)
 def test_a_broker_paused_while_orders_arrive_drains_every_order_once_it_is_back(
-    stack: Stack, carrier_admin: httpx.Client, layout: Layout
+    stack: Stack, carrier_admin: httpx.Client, layout: Layout, audit: Audit
 ) -> None:
     orders_before = _orders_shipped(carrier_admin)
     broker = stack.process("kafka")
     os.kill(broker.pid, signal.SIGSTOP)
     try:
-        order_ids = _stream_for(SIZE.broker_pause_seconds, per_second=SIZE.orders_per_second_while_paused)
+        stream, order_ids = _stream_for(SIZE.broker_pause_seconds, per_second=SIZE.orders_per_second_while_paused)
         readiness = httpx.get("http://127.0.0.1:8000/readyz", timeout=5).json()
         assert readiness["ready"], readiness
         assert readiness["status"] == "degraded", readiness
@@ -123,6 +132,7 @@ def test_a_broker_paused_while_orders_arrive_drains_every_order_once_it_is_back(
         _no_document_grew(layout)
     finally:
         os.kill(broker.pid, signal.SIGCONT)
+        resumed_at = datetime.now(UTC)
 
     drained = _seconds_until_all_shipped(carrier_admin, order_ids, orders_before=orders_before, within=180)
     rate = SIZE.orders_per_second_while_paused
@@ -133,19 +143,25 @@ def test_a_broker_paused_while_orders_arrive_drains_every_order_once_it_is_back(
     _each_shipped_once(carrier_admin, order_ids)
     eventually(lambda: httpx.get("http://127.0.0.1:8000/readyz", timeout=5).json()["status"] == "ok", timeout=30,
                what="readiness ok again")  # fmt: skip
+    audit.check(f"backlog: broker paused {SIZE.broker_pause_seconds} s at {rate}/s", stream, fault_ended_at=resumed_at,
+                final_within=_final_within(len(order_ids)),
+                notes=_drain_told(drained, len(order_ids), within=180, since="the broker was back"))  # fmt: skip
 
 
-@pytest.mark.timeout(SIZE.carrier_outage_seconds + 600)
+@pytest.mark.timeout(
+    SIZE.carrier_outage_seconds + 900 + _final_within(SIZE.carrier_outage_seconds * SIZE.orders_per_second_while_down)
+)
 def test_a_carrier_down_while_orders_arrive_keeps_pickup_fast_and_ships_every_order_once_after(
-    order_api: httpx.Client, carrier_admin: httpx.Client, layout: Layout
+    order_api: httpx.Client, carrier_admin: httpx.Client, layout: Layout, audit: Audit
 ) -> None:
     orders_before = _orders_shipped(carrier_admin)
     carrier_admin.put("/admin/faults", json={"down": True}).raise_for_status()
     try:
-        order_ids = _stream_for(SIZE.carrier_outage_seconds, per_second=SIZE.orders_per_second_while_down)
+        stream, order_ids = _stream_for(SIZE.carrier_outage_seconds, per_second=SIZE.orders_per_second_while_down)
         _no_document_grew(layout)
     finally:
         carrier_admin.delete("/admin/faults").raise_for_status()
+        carrier_back_at = datetime.now(UTC)
 
     drained = _seconds_until_all_shipped(carrier_admin, order_ids, orders_before=orders_before, within=300)
     shipped = _orders_shipped(carrier_admin) - orders_before
@@ -177,3 +193,7 @@ def test_a_carrier_down_while_orders_arrive_keeps_pickup_fast_and_ships_every_or
     # each at its own pace, every order would fail at least once.
     probes = SIZE.carrier_outage_seconds / FULFILLMENT_DEFAULTS.carrier_probe_seconds
     assert failed_attempts <= probes + FULFILLMENT_DEFAULTS.max_concurrent_carrier_calls, failed_attempts
+    audit.check(f"backlog: carrier down {SIZE.carrier_outage_seconds} s at {rate}/s", stream,
+                fault_ended_at=carrier_back_at, final_within=_final_within(len(order_ids)),
+                notes=f"pickup p95 {1000 * pickup_p95:.0f} ms, {failed_attempts} failed attempts; "
+                + _drain_told(drained, shipped, within=300, since="the carrier was back"))  # fmt: skip

@@ -3,16 +3,18 @@ ship once it is over), an outage longer than the give-up window, and fulfillment
 or beside a second replica. Every order ships exactly once, or fails with the reason."""
 
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from devstack import dead_letters, kafka
 from devstack.layout import Layout
 
-from tests.support.fulfillment import carrier_calls, created, shipments
+from tests.support.audit import Audit
+from tests.support.fulfillment import carrier_calls, shipments
 from tests.support.instances import FULFILLMENT, FULFILLMENT_REPLICA, Instances, kill_listener, sigkill
-from tests.support.load import OrderStream
+from tests.support.load import Load, OrderStream
 from tests.support.orders import wait_for_status
 from tests.support.polling import eventually
 
@@ -38,8 +40,9 @@ def _pickup_seconds(order: dict[str, Any]) -> float:
     return (picked_up_at - datetime.fromisoformat(order["created_at"])).total_seconds()
 
 
+@pytest.mark.timeout(540)
 def test_a_60_s_carrier_outage_opens_the_breaker_parks_orders_and_all_ship_once_after_it(
-    order_api: httpx.Client, carrier_admin: httpx.Client
+    order_api: httpx.Client, carrier_admin: httpx.Client, audit: Audit
 ) -> None:
     carrier_admin.put("/admin/faults", json={"down": True}).raise_for_status()
     outage_started = time.monotonic()
@@ -70,21 +73,25 @@ def test_a_60_s_carrier_outage_opens_the_breaker_parks_orders_and_all_ship_once_
         f"{max(order['fulfillment']['attempts'] for order in shipped)}, last shipped {max(after_recovery):.1f} s "
         f"after recovery"
     )
+    audit.check("carrier down 60 s (breaker open)", stream, fault_ended_at=recovered,
+                notes=f"last shipped {max(after_recovery):.1f} s after the carrier was back")  # fmt: skip
 
 
 def test_an_outage_longer_than_the_give_up_window_fails_the_orders_with_the_reason(
-    instances: Instances, order_api: httpx.Client, carrier_admin: httpx.Client
+    instances: Instances, order_api: httpx.Client, carrier_admin: httpx.Client, audit: Audit
 ) -> None:
     kill_listener(FULFILLMENT.app)
     instances.fulfillment("fulfillment-short-give-up", FULFILLMENT_SERVICE_GIVE_UP_AFTER_SECONDS="15")
     carrier_admin.put("/admin/faults", json={"down": True}).raise_for_status()
+    load = Load()
 
-    order_ids = [created(order_api) for _ in range(3)]
+    order_ids = [load.created(order_api) for _ in range(3)]
 
     failed = [wait_for_status(order_api, order_id, "failed", timeout=90) for order_id in order_ids]
     assert {order["fulfillment"]["failure_reason"] for order in failed} == {"carrier unavailable"}
     assert all(order["fulfillment"]["attempts"] >= 2 for order in failed)
     assert [shipments(carrier_admin, order_id) for order_id in order_ids] == [[], [], []]
+    audit.check("carrier down past the give-up window", load, fault_ended_at=None)
 
 
 def _refused_deliveries(layout: Layout) -> int:
@@ -100,12 +107,13 @@ def _refused_deliveries(layout: Layout) -> int:
 
 
 def test_an_order_created_while_fulfillment_is_down_ships_when_it_is_back_and_is_not_dead_lettered(
-    instances: Instances, layout: Layout, order_api: httpx.Client, carrier_admin: httpx.Client
+    instances: Instances, layout: Layout, order_api: httpx.Client, carrier_admin: httpx.Client, audit: Audit
 ) -> None:
     kill_listener(FULFILLMENT.app)  # its sidecar stays up and cannot deliver: connection refused
     refused_before = _refused_deliveries(layout)
     dead_letters_before = dead_letters.dead_letters()
-    order_id = created(order_api)
+    load = Load()
+    order_id = load.created(order_api)
     eventually(
         lambda: _refused_deliveries(layout) > refused_before,
         timeout=10,
@@ -113,15 +121,18 @@ def test_an_order_created_while_fulfillment_is_down_ships_when_it_is_back_and_is
     )
 
     instances.fulfillment("fulfillment-service-back")
+    back_at = datetime.now(UTC)
 
     wait_for_status(order_api, order_id, "shipped", timeout=30)
     assert len(shipments(carrier_admin, order_id)) == 1
     new_dead_letters = [letter for letter in dead_letters.dead_letters() if letter not in dead_letters_before]
     assert [letter for letter in new_dead_letters if letter.key == order_id.encode()] == []
+    audit.check("fulfillment app down, one order", load, fault_ended_at=back_at)
 
 
+@pytest.mark.timeout(540)
 def test_fulfillment_killed_mid_burst_and_restarted_ships_every_order_exactly_once(
-    instances: Instances, order_api: httpx.Client, carrier_admin: httpx.Client
+    instances: Instances, order_api: httpx.Client, carrier_admin: httpx.Client, audit: Audit
 ) -> None:
     carrier_admin.put("/admin/faults", json={"latency_ms": 500}).raise_for_status()  # many calls in flight
     stream = OrderStream(interval=0.05)
@@ -130,14 +141,17 @@ def test_fulfillment_killed_mid_burst_and_restarted_ships_every_order_exactly_on
 
     kill_listener(FULFILLMENT.app)  # SIGKILL: leases held, calls in flight, deliveries unanswered
     instances.fulfillment("fulfillment-service-restarted")
+    restarted_at = datetime.now(UTC)
     eventually(lambda: len(stream.answers) >= 80 or None, timeout=30, what="40 more orders")
     order_ids = _accepted(stream)
 
     _all_ship_exactly_once(order_api, carrier_admin, order_ids, timeout=180)
+    audit.check("fulfillment app SIGKILL mid-burst", stream, fault_ended_at=restarted_at)
 
 
+@pytest.mark.timeout(540)
 def test_two_replicas_share_the_work_and_one_killed_mid_burst_still_ships_every_order_exactly_once(
-    instances: Instances, order_api: httpx.Client, carrier_admin: httpx.Client
+    instances: Instances, order_api: httpx.Client, carrier_admin: httpx.Client, audit: Audit
 ) -> None:
     lease = "60"  # a survivor takes a dead replica's leased work over sooner than with the default
     kill_listener(FULFILLMENT.app)
@@ -158,7 +172,9 @@ def test_two_replicas_share_the_work_and_one_killed_mid_burst_still_ships_every_
 
     sigkill(replica_b)
     kill_listener(FULFILLMENT_REPLICA.dapr_http)  # the whole replica: app and sidecar
+    killed_at = datetime.now(UTC)  # nothing brings it back: the survivor has to recover on its own
     eventually(lambda: len(stream.answers) >= 80 or None, timeout=30, what="40 more orders")
     order_ids = _accepted(stream)
 
     _all_ship_exactly_once(order_api, carrier_admin, order_ids, timeout=240)
+    audit.check("fulfillment replica killed (app + sidecar) of two", stream, fault_ended_at=killed_at)

@@ -20,7 +20,7 @@ def _answers(url: str) -> bool:
 
 
 def kill_listener(port: int) -> None:
-    """SIGKILL whatever listens on `port` (the app a drill crashes)."""
+    """SIGKILL whatever listens on `port` (the app or sidecar a drill crashes)."""
     for connection in psutil.net_connections(kind="tcp"):
         if connection.status == psutil.CONN_LISTEN and getattr(connection.laddr, "port", None) == port:
             assert connection.pid, f"no PID for the listener on {port}"
@@ -82,13 +82,15 @@ class Instances:
         )
 
     def sidecar(self, name: str, app_id: str, ports: Ports, app_dir: str) -> ManagedProcess:
-        """A daprd for a second replica of `app_id`, started as `dapr run` starts one (same components, config)."""
+        """A daprd for `app_id` on `ports`, started as `dapr run -f dapr.yaml` starts one (same components, config,
+        listen addresses): a second replica's, or the replacement of a sidecar a drill killed (running)."""
         root = self.layout.root
         command = [
             str(self.layout.dapr_bin / "daprd"), "--app-id", app_id, "--app-port", str(ports.app),
             "--app-protocol", "http", "--dapr-http-port", str(ports.dapr_http),
             "--dapr-grpc-port", str(ports.dapr_grpc), "--metrics-port", str(ports.metrics),
-            "--dapr-listen-addresses", LOOPBACK,
+            "--dapr-listen-addresses", LOOPBACK, "--dapr-internal-grpc-listen-address", LOOPBACK,
+            "--metrics-listen-address", LOOPBACK, "--log-level", "info", "--app-max-concurrency", "-1",
             "--resources-path", str(root / "components"), "--config", str(root / "components" / "config.yaml"),
         ]  # fmt: skip
         process = start(

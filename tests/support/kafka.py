@@ -115,3 +115,48 @@ def wait_until_group_consumed(group: str, topic: str, partition: int, offset: in
         return bool(position.offset > offset)
 
     eventually(committed_past, timeout=timeout, what=f"{group} to consume {topic}[{partition}]@{offset}")
+
+
+def values_since(topic: str, since: dict[int, int], timeout: float = 60) -> list[bytes]:
+    """The value of every message on `topic` from `since` (see `end_offsets`; a partition it lacks from its start)
+    up to where its partitions end now."""
+    consumer = _consumer()
+    try:
+        ends = _ends(consumer, topic)
+        next_offsets = {partition: since.get(partition, 0) for partition, end in ends.items()
+                        if end > since.get(partition, 0)}  # fmt: skip
+        if not next_offsets:
+            return []
+        consumer.assign([TopicPartition(topic, partition, offset) for partition, offset in next_offsets.items()])
+        values: list[bytes] = []
+
+        def read_to_the_end() -> bool:
+            for message in consumer.consume(num_messages=1000, timeout=0.2):
+                if not message.error():
+                    next_offsets[message.partition() or 0] = (message.offset() or 0) + 1
+                    values.append(message.value() or b"")
+            return all(offset >= ends[partition] for partition, offset in next_offsets.items())
+
+        eventually(read_to_the_end, timeout=timeout, interval=0, what=f"{topic} read up to {ends}")
+        return values
+    finally:
+        consumer.close()
+
+
+def partitions_holding(topic: str, needle: bytes, *, since: dict[int, int], timeout: float = 30) -> set[int]:
+    """The partitions of `topic` on which a message whose value contains `needle` arrived after `since` (each
+    partition's end offset, `end_offsets`), once at least one has."""
+    consumer = _consumer()
+    try:
+        consumer.assign([TopicPartition(topic, partition, offset) for partition, offset in since.items()])
+
+        def probe() -> set[int] | None:
+            found: set[int] = set()
+            for message in consumer.consume(num_messages=500, timeout=0.5):
+                if not message.error() and needle in (message.value() or b""):
+                    found.add(message.partition() or 0)
+            return found or None
+
+        return eventually(probe, timeout=timeout, interval=0, what=f"a message holding {needle!r} on {topic}")
+    finally:
+        consumer.close()
