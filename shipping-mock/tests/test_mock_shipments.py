@@ -211,7 +211,8 @@ async def test_cancel_as_a_sidecar_forwards_it_chunked_without_a_body_or_content
     created = (await create_shipment(carrier, shipment_body(new_order_id()), new_key())).json()
 
     async def no_chunks() -> AsyncIterator[bytes]:
-        for chunk in ():
+        none: tuple[bytes, ...] = ()
+        for chunk in none:
             yield chunk
 
     response = await carrier.post(f"/shipments/{created['shipment_id']}/cancel", content=no_chunks())

@@ -141,22 +141,3 @@ def values_since(topic: str, since: dict[int, int], timeout: float = 60) -> list
         return values
     finally:
         consumer.close()
-
-
-def partitions_holding(topic: str, needle: bytes, *, since: dict[int, int], timeout: float = 30) -> set[int]:
-    """The partitions of `topic` on which a message whose value contains `needle` arrived after `since` (each
-    partition's end offset, `end_offsets`), once at least one has."""
-    consumer = _consumer()
-    try:
-        consumer.assign([TopicPartition(topic, partition, offset) for partition, offset in since.items()])
-
-        def probe() -> set[int] | None:
-            found: set[int] = set()
-            for message in consumer.consume(num_messages=500, timeout=0.5):
-                if not message.error() and needle in (message.value() or b""):
-                    found.add(message.partition() or 0)
-            return found or None
-
-        return eventually(probe, timeout=timeout, interval=0, what=f"a message holding {needle!r} on {topic}")
-    finally:
-        consumer.close()
