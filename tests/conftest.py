@@ -4,6 +4,7 @@ started once per test session by the project's own launcher and stopped (by PID)
 Nothing here is mocked: a missing daprd or broker makes the session fail, never skip.
 """
 
+import shutil
 from collections.abc import Iterator
 
 import httpx
@@ -28,7 +29,17 @@ def state_store() -> StateStoreKind:
 
 
 @pytest.fixture(scope="session")
-def stack(layout: Layout, state_store: StateStoreKind) -> Iterator[Stack]:
+def from_nothing() -> bool:
+    """Whether the session's stack starts without the state and the broker data an earlier stack of this checkout
+    left (tests/drills/ overrides it: their audits and readiness checks read the whole stack)."""
+    return False
+
+
+@pytest.fixture(scope="session")
+def stack(layout: Layout, state_store: StateStoreKind, from_nothing: bool) -> Iterator[Stack]:
+    if from_nothing:
+        for data in (layout.state_dir, layout.kafka_data_dir):
+            shutil.rmtree(data, ignore_errors=True)
     running = Stack(layout, progress=lambda message: print(f"[stack] {message}"), state_store=state_store)
     running.start()
     try:

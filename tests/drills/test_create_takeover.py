@@ -67,8 +67,9 @@ def _crash_mid_burst(instances: Instances, layout: Layout, attempt: int) -> tupl
         killed_at = datetime.now(UTC)
     finally:
         stream.stop()
-    unanswered = [answer for answer in stream.answers if answer.status is None]
-    print(f"\n[takeover {attempt}] killed with {in_flight} creates in flight; {len(unanswered)} got no answer")
+    # What a client sends again: a create that got no answer, or a 5xx (the service going down under it).
+    unanswered = [answer for answer in stream.answers if answer.status is None or answer.status >= 500]
+    print(f"\n[takeover {attempt}] killed with {in_flight} creates in flight; {len(unanswered)} got no answer or a 5xx")
 
     name = f"order-service-after-takeover-crash-{attempt}"
     log = layout.logs_dir / f"{name}.log"

@@ -3,6 +3,7 @@ promise."""
 
 import httpx
 import pytest
+from confluent_kafka.admin import ConfigResource
 from devstack import kafka
 from devstack.layout import APPS, App
 from devstack.stack import Stack
@@ -76,3 +77,12 @@ def test_the_order_service_is_ready_when_its_state_store_answers(order_api: http
     assert ready.status_code == 200
     assert ready.json()["ready"] is True
     assert ready.json()["state_store"] == "ok"
+
+
+def test_dead_letters_are_kept_until_replayed(stack: Stack) -> None:
+    """The broker's default retention (7 days) would delete a dead letter nobody replayed in time."""
+    admin = kafka.admin_client()
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, topic) for topic in kafka.TOPIC_CONFIGS]
+
+    for resource, future in admin.describe_configs(resources).items():
+        assert future.result(timeout=10)["retention.ms"].value == "-1", resource.name

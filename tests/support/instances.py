@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import psutil
+from devstack.dapr import app_health_flags
 from devstack.layout import LOOPBACK, Layout
 from devstack.processes import ManagedProcess, start, wait_until
 
@@ -92,6 +93,7 @@ class Instances:
             "--dapr-listen-addresses", LOOPBACK, "--dapr-internal-grpc-listen-address", LOOPBACK,
             "--metrics-listen-address", LOOPBACK, "--log-level", "info", "--app-max-concurrency", "-1",
             "--resources-path", str(root / "components"), "--config", str(root / "components" / "config.yaml"),
+            *app_health_flags(self.layout),
         ]  # fmt: skip
         process = start(
             name,

@@ -5,6 +5,7 @@ version as the local build."""
 from typing import Any
 
 import yaml
+from devstack.dapr import app_health_flags
 from devstack.layout import APPS, Layout
 
 
@@ -47,3 +48,14 @@ def test_the_containers_run_the_dapr_version_the_project_builds() -> None:
     images = {service["image"] for service in services.values() if "image" in service and "dapr" in service["image"]}
 
     assert images == {f"daprio/daprd:{version}"}  # no placement or scheduler: nothing uses actors or jobs
+
+
+def test_every_sidecar_checks_its_app_s_health_as_dapr_yaml_says() -> None:
+    """While its app is down a sidecar must stop delivering, not retry into the dead-letter topic (dapr.yaml)."""
+    services = _compose()["services"]
+    flags = app_health_flags(Layout.discover())
+
+    assert "--enable-app-health-check=true" in flags
+    for app in APPS:
+        command = services[f"{app.app_id}-dapr"]["command"]
+        assert command[-len(flags) :] == flags, app.app_id

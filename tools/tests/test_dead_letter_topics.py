@@ -2,7 +2,7 @@
 `make dead-letters` reads and `make replay-dead-letters` replays back onto it, and the launcher creates them all."""
 
 from devstack.dead_letters import SOURCE_TOPICS, DeadLetter, full_address
-from devstack.kafka import TOPICS
+from devstack.kafka import TOPIC_CONFIGS, TOPICS
 from devstack.stack import SUBSCRIBER_GROUPS
 
 
@@ -16,6 +16,11 @@ def test_each_app_subscribes_to_a_topic_of_its_own() -> None:
 
 def test_the_launcher_creates_every_topic_and_dead_letter_topic() -> None:
     assert set(SOURCE_TOPICS) | set(SOURCE_TOPICS.values()) == set(TOPICS)
+
+
+def test_every_dead_letter_topic_keeps_its_letters_until_they_are_deleted() -> None:
+    for topic in SOURCE_TOPICS:
+        assert TOPIC_CONFIGS[topic]["retention.ms"] == "-1", topic
 
 
 def test_a_dead_letter_is_addressed_by_its_topic_partition_and_offset() -> None:

@@ -7,6 +7,7 @@ from functools import partial
 from pathlib import Path
 
 import httpx
+import yaml
 
 from devstack.layout import APPS, LOOPBACK, Layout
 from devstack.processes import ManagedProcess, start, wait_until
@@ -26,6 +27,29 @@ APP_API_TOKEN: daprd sends it to its app as `dapr-api-token`, the apps check it 
 CARRIER_WEBHOOK_SECRET: the carrier signs delivery webhooks with it, fulfillment verifies them.
 POSTGRES_PASSWORD: the PostgreSQL alternate's server asks for it (devstack.state_stores); its sidecars read it from
 their environment through the secret store components/alternates/postgres/secretstore-postgres.yaml."""
+
+
+APP_HEALTH_FLAGS = {
+    "enableAppHealthCheck": "--enable-app-health-check",
+    "appHealthCheckPath": "--app-health-check-path",
+    "appHealthProbeInterval": "--app-health-probe-interval",
+    "appHealthProbeTimeout": "--app-health-probe-timeout",
+    "appHealthThreshold": "--app-health-threshold",
+}
+"""The run file's app health fields and the daprd flag the CLI passes for each (dapr CLI 1.16.5,
+pkg/standalone/run.go)."""
+
+
+def app_health_flags(layout: Layout) -> list[str]:
+    """The app health check flags `dapr run -f dapr.yaml` gives every sidecar (the run file's `common`), for a
+    daprd started by hand: a drill's replacement sidecar, a second replica's."""
+    common = yaml.safe_load((layout.root / "dapr.yaml").read_text()).get("common", {})
+    flags: list[str] = []
+    for field, flag in APP_HEALTH_FLAGS.items():
+        if field in common:
+            value = common[field]
+            flags += [f"{flag}={str(value).lower()}"] if isinstance(value, bool) else [flag, str(value)]
+    return flags
 
 
 def stored_secrets(layout: Layout) -> dict[str, str]:

@@ -16,6 +16,12 @@ HEAP = ["-Xms256m", "-Xmx512m", "-XX:+UseSerialGC"]
 
 TOPICS = {"order-events": 6, "order-events-dlq": 6, "fulfillment-events": 6, "fulfillment-events-dlq": 6}
 """Topics and partition counts. One order's events share a key (the order id), hence a partition and an order."""
+TOPIC_CONFIGS = {
+    "order-events-dlq": {"retention.ms": "-1"},
+    "fulfillment-events-dlq": {"retention.ms": "-1"},
+}
+"""A dead letter is kept until it is replayed and an operator deletes it: under the broker's default retention (7
+days) one not replayed in time would be gone, and its order with it."""
 
 
 def admin_client() -> AdminClient:
@@ -156,6 +162,7 @@ def _coordinator_not_ready(error: KafkaException) -> bool:
 def ensure_topics(topics: dict[str, int] = TOPICS) -> None:
     admin = admin_client()
     existing = set(admin.list_topics(timeout=5).topics)
-    missing = [NewTopic(name, num_partitions=count) for name, count in topics.items() if name not in existing]
+    missing = [NewTopic(name, num_partitions=count, config=TOPIC_CONFIGS.get(name, {}))
+               for name, count in topics.items() if name not in existing]  # fmt: skip
     for future in admin.create_topics(missing, operation_timeout=10).values() if missing else ():
         future.result(timeout=15)
