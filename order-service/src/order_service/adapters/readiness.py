@@ -3,20 +3,15 @@ publishing (the broker) does not decide it, since accepted orders wait in the ou
 service says it is `degraded`, and why. So it does once it has dead-lettered an event (service_runtime/dead_letters.py):
 the orders are still accepted, but an event was set aside that someone has to look at."""
 
-import logging
 from datetime import datetime
 from typing import Literal
 
 from dapr.aio.clients import DaprClient
-from dapr.clients.exceptions import DaprInternalError
 from pydantic import BaseModel
 from service_runtime.dead_letters import DeadLetterTally
+from service_runtime.readiness import DaprStateStoreProbe
 
 from order_service.relay import RelayStatus
-
-logger = logging.getLogger(__name__)
-
-READINESS_PROBE_KEY = "readiness-probe"
 
 
 class Readiness(BaseModel):
@@ -37,18 +32,12 @@ class DaprStateReadiness:
     def __init__(
         self, client: DaprClient, store_name: str, relay_status: RelayStatus, dead_letters: DeadLetterTally
     ) -> None:
-        self._client = client
-        self._store = store_name
+        self._store = DaprStateStoreProbe(client, store_name)
         self._relay = relay_status
         self._dead_letters = dead_letters
 
     async def check(self) -> Readiness:
-        try:
-            await self._client.get_state(self._store, READINESS_PROBE_KEY)
-            store = "ok"
-        except DaprInternalError as error:
-            logger.warning("state store not usable", extra={"error": str(error)})
-            store = "unavailable"
+        store = "ok" if await self._store.answers() else "unavailable"
         return readiness_of(store, self._relay, self._dead_letters)
 
 
