@@ -116,7 +116,9 @@ class OrderStream(Load):
     def stop(self) -> list[Answer]:
         """Stop sending, wait for the answers of what was sent, and return every answer."""
         self._stop.set()
-        for thread in list(self._threads):
+        pacer, *_ = self._threads
+        pacer.join(timeout=self.timeout + 5)
+        for thread in self._threads[1:]:  # read after the pacer is done: the requests it sent last are joined too
             thread.join(timeout=self.timeout + 5)
         self._client.close()
         return self.answers
